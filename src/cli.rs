@@ -1,0 +1,135 @@
+//! The command line (SPEC §2).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+/// Keeps the HorizontalPodAutoscalers of an EKS platform sized for the number
+/// of people online, one capacity tier at a time.
+///
+/// Each run reads the online users (Google Analytics 4 realtime by default),
+/// picks the tier that holds them, checks that the RDS Aurora cluster and the
+/// ElastiCache Redis are big enough for it, patches every managed HPA to the
+/// tier's replicas, records the run (MySQL or a local file) and tells the team
+/// on Feishu. Cron or a Kubernetes CronJob runs `check` every few minutes.
+///
+/// Exit status: 0 success (also "blocked and announced"), 1 runtime failure,
+/// 2 usage or configuration error (nothing touched), 3 `upgrade` refused
+/// because the tier's prerequisites are not met.
+#[derive(Debug, Parser)]
+#[command(name = "hpa-tier", version, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "HPA_TIER_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Read everything, change nothing: no HPA patch, no record, no notification.
+    /// Prints the plan.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Output format on stdout; logs always go to stderr.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Table,
+    /// One JSON document, for CI and scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One control pass: read users, pick the tier, check prerequisites,
+    /// patch the HPAs, record, notify. What cron runs.
+    Check {
+        /// Use N online users instead of the metric source (what-if, drills, CI).
+        #[arg(long, value_name = "N")]
+        users: Option<u32>,
+    },
+    /// Move to the tier of exactly CAPACITY (e.g. before a known event).
+    ///
+    /// Going up requires the tier's prerequisites unless --force; going down
+    /// requires none.
+    Upgrade {
+        /// A capacity from the tier table (`hpa-tier tiers` lists them).
+        capacity: u32,
+        /// Skip the prerequisite check. The database or cache may then be too
+        /// small for the pods you add.
+        #[arg(long)]
+        force: bool,
+        /// Keep later `check` runs from stepping below this tier for this long
+        /// (e.g. 90m, 2h, 1d).
+        #[arg(long, value_name = "DURATION")]
+        hold: Option<String>,
+    },
+    /// Where things stand: current tier, each HPA, prerequisites, hold, last runs.
+    Status,
+    /// The validated tier table, inherited prerequisites filled in.
+    Tiers,
+}
+
+impl Cli {
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "hpa-tier",
+            "upgrade",
+            "2000",
+            "--hold",
+            "2h",
+            "--dry-run",
+            "-o",
+            "json",
+            "-vv",
+        ])
+        .unwrap();
+        assert!(cli.dry_run);
+        assert_eq!(cli.output, Output::Json);
+        assert_eq!(cli.verbose, 2);
+        assert!(
+            matches!(cli.command, Command::Upgrade { capacity: 2000, force: false, hold: Some(ref h) } if h == "2h")
+        );
+    }
+
+    #[test]
+    fn check_takes_a_users_override() {
+        let cli =
+            Cli::try_parse_from(["hpa-tier", "-c", "x.yaml", "check", "--users", "1500"]).unwrap();
+        assert!(matches!(cli.command, Command::Check { users: Some(1500) }));
+        assert_eq!(cli.config_path(), PathBuf::from("x.yaml"));
+    }
+}

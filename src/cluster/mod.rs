@@ -1,0 +1,41 @@
+//! The managed HPAs in the cluster: read them, patch them (SPEC §4 apply).
+//!
+//! Errors are per HPA: one broken HPA must not hide what happened to the others.
+
+pub mod kube;
+
+use std::future::Future;
+
+use crate::hpa::{Hpa, HpaPatch, HpaRef};
+
+pub trait Cluster: Send + Sync {
+    /// Reads every HPA concurrently; one result per input, same order.
+    fn read(&self, hpas: &[HpaRef]) -> impl Future<Output = Vec<Result<Hpa, ClusterError>>> + Send;
+    /// Applies every patch concurrently; one result per input, same order.
+    fn apply(
+        &self,
+        patches: &[HpaPatch],
+    ) -> impl Future<Output = Vec<Result<Hpa, ClusterError>>> + Send;
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ClusterError {
+    #[error("HPA {0} not found")]
+    NotFound(String),
+    /// RBAC: names the verb, resource and namespace that are missing.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 422 and other rejections: the API server's own message.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("HPA {hpa}: still conflicting after {attempts} attempts")]
+    Conflict { hpa: String, attempts: u32 },
+    /// The HPA is owned by a KEDA ScaledObject, which would revert any change.
+    #[error("{0}")]
+    ForeignOwner(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Connection, TLS, credentials (exec plugin), 5xx.
+    #[error("{0}")]
+    Api(String),
+}

@@ -1,0 +1,59 @@
+//! Where the number of online users comes from (SPEC §1 step 2).
+//!
+//! Every failure is a typed [`MetricError`]: the core never scales on missing
+//! data, and the message must tell the person on call what to fix.
+
+pub mod ga;
+pub mod http;
+pub mod prometheus;
+
+use std::future::Future;
+
+/// Reads the number of people online right now.
+pub trait MetricSource: Send + Sync {
+    fn online_users(&self) -> impl Future<Output = Result<u32, MetricError>> + Send;
+    /// Short description for logs and `status`, e.g. `GA4 properties/123 (30 min)`.
+    fn describe(&self) -> String;
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum MetricError {
+    /// The key file is missing, unreadable or not a service-account key.
+    #[error("service-account key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+    /// The token endpoint refused the JWT (wrong or rotated key, clock skew).
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// 401/403: the account may not read this property.
+    #[error("{0}")]
+    Denied(String),
+    /// 429 RESOURCE_EXHAUSTED or similar quota errors.
+    #[error("{0}")]
+    RateLimited(String),
+    /// 5xx from the source.
+    #[error("{0}")]
+    Server(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Could not connect at all.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A body that is not the expected answer.
+    #[error("{0}")]
+    Garbage(String),
+    /// Any other HTTP error status.
+    #[error("{0}")]
+    Http(String),
+}
+
+/// `check --users N`: a what-if that replaces the configured source.
+pub struct Fixed(pub u32);
+
+impl MetricSource for Fixed {
+    async fn online_users(&self) -> Result<u32, MetricError> {
+        Ok(self.0)
+    }
+    fn describe(&self) -> String {
+        format!("--users {}", self.0)
+    }
+}

@@ -1,0 +1,448 @@
+//! The capacity tier table: for each number of online users it can hold, the
+//! replicas of every service and the database / cache sizes it needs.
+//!
+//! Pure: no I/O, no Kubernetes or AWS types.
+
+use serde::Serialize;
+
+/// Replicas of one service in one tier. `max: None` means "leave maxReplicas
+/// alone unless it is below min".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Replicas {
+    pub min: u32,
+    pub max: Option<u32>,
+}
+
+/// A prerequisite value and where it came from: a tier that leaves it blank
+/// inherits the value of the tier below.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Requirement {
+    pub value: String,
+    /// `Some(capacity)` when inherited from that lower tier.
+    pub inherited_from: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tier {
+    /// Online users this tier holds.
+    pub capacity: u32,
+    /// One entry per service, in the table's column order.
+    pub replicas: Vec<(String, Replicas)>,
+    pub rds_instance_class: Option<Requirement>,
+    pub redis_node_type: Option<Requirement>,
+}
+
+impl Tier {
+    pub fn replicas_of(&self, service: &str) -> Option<Replicas> {
+        self.replicas
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, r)| *r)
+    }
+}
+
+/// A validated tier table: capacities strictly increasing, every tier names
+/// every service, the reference service strictly increasing, prerequisites
+/// filled in from below. Built only by `TierTable::new`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TierTable {
+    tiers: Vec<Tier>,
+    services: Vec<String>,
+    reference: String,
+}
+
+/// The tier demand calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Needed {
+    pub capacity: u32,
+    /// Demand exceeds the top tier; `capacity` is the top tier.
+    pub above_top: bool,
+}
+
+/// A raw tier before validation (what the config or the built-in table gives).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierSpec {
+    pub capacity: u32,
+    pub replicas: Vec<(String, Replicas)>,
+    pub rds_instance_class: Option<String>,
+    pub redis_node_type: Option<String>,
+}
+
+impl TierTable {
+    /// Validates `specs` against the managed `services` (column order) and the
+    /// `reference` service. Errors name the tier (by index and capacity) and
+    /// the service, in the words of the config file.
+    pub fn new(specs: Vec<TierSpec>, services: &[String], reference: &str) -> Result<Self, String> {
+        if specs.is_empty() {
+            return Err("tiers: the table is empty; give at least one tier".into());
+        }
+        if !services.iter().any(|s| s == reference) {
+            return Err(format!(
+                "hpa_service_name: `{reference}` is not one of the services ({})",
+                services.join(", ")
+            ));
+        }
+        let mut tiers: Vec<Tier> = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.into_iter().enumerate() {
+            let at = format!("tiers[{i}] (capacity {})", spec.capacity);
+            if spec.capacity == 0 {
+                return Err(format!("{at}: capacity must be at least 1"));
+            }
+            if let Some(prev) = tiers.last() {
+                if spec.capacity == prev.capacity {
+                    return Err(format!("{at}: capacity {} appears twice", spec.capacity));
+                }
+                if spec.capacity < prev.capacity {
+                    return Err(format!(
+                        "{at}: capacities must be in increasing order, but {} comes after {}",
+                        spec.capacity, prev.capacity
+                    ));
+                }
+            }
+            for (service, _) in &spec.replicas {
+                if !services.contains(service) {
+                    return Err(format!(
+                        "{at}: replicas name `{service}`, which is not in `services` ({})",
+                        services.join(", ")
+                    ));
+                }
+            }
+            let mut replicas = Vec::with_capacity(services.len());
+            for service in services {
+                let mut found = spec.replicas.iter().filter(|(s, _)| s == service);
+                let Some((_, r)) = found.next() else {
+                    return Err(format!("{at}: no replicas for service `{service}`"));
+                };
+                if found.next().is_some() {
+                    return Err(format!("{at}: service `{service}` appears twice"));
+                }
+                if r.min < 1 {
+                    return Err(format!(
+                        "{at}: `{service}` replicas must be at least 1, got {}",
+                        r.min
+                    ));
+                }
+                if let Some(max) = r.max
+                    && max < r.min
+                {
+                    return Err(format!(
+                        "{at}: `{service}` has min {} greater than max {max}",
+                        r.min
+                    ));
+                }
+                replicas.push((service.clone(), *r));
+            }
+            let inherit = |own: Option<String>, below: Option<&Requirement>| match own {
+                Some(v) if !v.trim().is_empty() => Some(Requirement {
+                    value: v.trim().to_string(),
+                    inherited_from: None,
+                }),
+                _ => below.map(|b| Requirement {
+                    value: b.value.clone(),
+                    inherited_from: Some(b.inherited_from.unwrap_or_else(|| {
+                        // The tier that stated it is the one below, or the
+                        // one it inherited from.
+                        tiers.last().map(|t| t.capacity).unwrap_or_default()
+                    })),
+                }),
+            };
+            let below = tiers.last();
+            let rds = inherit(
+                spec.rds_instance_class,
+                below.and_then(|t| t.rds_instance_class.as_ref()),
+            );
+            let redis = inherit(
+                spec.redis_node_type,
+                below.and_then(|t| t.redis_node_type.as_ref()),
+            );
+            tiers.push(Tier {
+                capacity: spec.capacity,
+                replicas,
+                rds_instance_class: rds,
+                redis_node_type: redis,
+            });
+        }
+        for pair in tiers.windows(2) {
+            let lo = pair[0]
+                .replicas_of(reference)
+                .map(|r| r.min)
+                .unwrap_or_default();
+            let hi = pair[1]
+                .replicas_of(reference)
+                .map(|r| r.min)
+                .unwrap_or_default();
+            if hi <= lo {
+                return Err(format!(
+                    "tiers: the reference service `{reference}` (hpa_service_name) must have strictly \
+                     increasing replicas so its HPA tells the tier apart, but tier {} has {lo} and tier {} has {hi}",
+                    pair[0].capacity, pair[1].capacity
+                ));
+            }
+        }
+        Ok(TierTable {
+            tiers,
+            services: services.to_vec(),
+            reference: reference.to_string(),
+        })
+    }
+
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tiers
+    }
+
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
+    /// The service whose HPA tells the current tier.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    pub fn get(&self, capacity: u32) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.capacity == capacity)
+    }
+
+    pub fn capacities(&self) -> Vec<u32> {
+        self.tiers.iter().map(|t| t.capacity).collect()
+    }
+
+    pub fn floor(&self) -> &Tier {
+        &self.tiers[0]
+    }
+
+    pub fn top(&self) -> &Tier {
+        self.tiers.last().expect("a TierTable is never empty")
+    }
+
+    /// The smallest tier whose capacity holds `users` plus the headroom;
+    /// above the top tier, the top tier (flagged).
+    pub fn needed(&self, users: u32, headroom_percent: u32) -> Needed {
+        // Integer arithmetic: demand = ceil(users * (100 + headroom) / 100).
+        let demand = (u64::from(users) * (100 + u64::from(headroom_percent))).div_ceil(100);
+        match self.tiers.iter().find(|t| u64::from(t.capacity) >= demand) {
+            Some(t) => Needed {
+                capacity: t.capacity,
+                above_top: false,
+            },
+            None => Needed {
+                capacity: self.top().capacity,
+                above_top: true,
+            },
+        }
+    }
+
+    /// Reference-service min replicas of a tier.
+    pub fn reference_min(&self, tier: &Tier) -> u32 {
+        tier.replicas_of(&self.reference)
+            .map(|r| r.min)
+            .unwrap_or_default()
+    }
+}
+
+/// The tier table of the Python tool this replaces (its README), used when the
+/// config has no `tiers`. Columns: istio-ingress, gateway, web, hermes,
+/// passport, project.
+pub const BUILT_IN_SERVICES: [&str; 6] = [
+    "istio-ingress",
+    "gateway",
+    "web",
+    "hermes",
+    "passport",
+    "project",
+];
+
+/// The original tool called the reference service `istio-ingressgateway`; a
+/// config carried over from it may use either name for that column.
+pub const BUILT_IN_ALIASES: [(&str, &str); 1] = [("istio-ingressgateway", "istio-ingress")];
+
+pub fn built_in() -> Vec<TierSpec> {
+    type Row = (u32, [u32; 6], Option<&'static str>, Option<&'static str>);
+    let rows: [Row; 6] = [
+        (
+            600,
+            [2, 2, 2, 2, 2, 2],
+            Some("cache.m6g.large"),
+            Some("db.r7g.large"),
+        ),
+        (
+            1000,
+            [4, 2, 3, 4, 8, 2],
+            Some("cache.c7gn.xlarge"),
+            Some("db.r5.8xlarge"),
+        ),
+        (2000, [6, 3, 6, 8, 12, 3], None, None),
+        (3000, [8, 4, 9, 12, 16, 4], None, None),
+        (4000, [10, 5, 12, 16, 20, 5], None, Some("db.r5.12xlarge")),
+        (5000, [12, 6, 15, 20, 24, 6], None, None),
+    ];
+    rows.iter()
+        .map(|(capacity, mins, redis, rds)| TierSpec {
+            capacity: *capacity,
+            replicas: BUILT_IN_SERVICES
+                .iter()
+                .zip(mins)
+                .map(|(s, m)| (s.to_string(), Replicas { min: *m, max: None }))
+                .collect(),
+            rds_instance_class: rds.map(str::to_string),
+            redis_node_type: redis.map(str::to_string),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn services() -> Vec<String> {
+        BUILT_IN_SERVICES.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The built-in table with every service, reference `istio-ingress`.
+    pub fn table() -> TierTable {
+        TierTable::new(built_in(), &services(), "istio-ingress").unwrap()
+    }
+
+    #[test]
+    fn built_in_table_matches_the_original_tool() {
+        let t = table();
+        assert_eq!(t.capacities(), vec![600, 1000, 2000, 3000, 4000, 5000]);
+        let passport: Vec<u32> = t
+            .tiers()
+            .iter()
+            .map(|t| t.replicas_of("passport").unwrap().min)
+            .collect();
+        assert_eq!(passport, vec![2, 8, 12, 16, 20, 24]);
+    }
+
+    #[test]
+    fn blank_prerequisites_are_inherited_from_the_tier_below() {
+        let t = table();
+        let rds = |c| t.get(c).unwrap().rds_instance_class.clone().unwrap();
+        let redis = |c| t.get(c).unwrap().redis_node_type.clone().unwrap();
+        assert_eq!(rds(2000).value, "db.r5.8xlarge");
+        assert_eq!(rds(2000).inherited_from, Some(1000));
+        assert_eq!(rds(3000).inherited_from, Some(1000));
+        assert_eq!(rds(4000).value, "db.r5.12xlarge");
+        assert_eq!(rds(4000).inherited_from, None);
+        assert_eq!(rds(5000).inherited_from, Some(4000));
+        assert_eq!(redis(5000).value, "cache.c7gn.xlarge");
+        assert_eq!(redis(5000).inherited_from, Some(1000));
+    }
+
+    #[test]
+    fn needed_tier_is_the_smallest_that_holds_the_users() {
+        let t = table();
+        let cases = [
+            (0, 0, 600, false),
+            (1, 0, 600, false),
+            (600, 0, 600, false),  // exactly at capacity
+            (601, 0, 1000, false), // one above
+            (1000, 0, 1000, false),
+            (1001, 0, 2000, false),
+            (4999, 0, 5000, false),
+            (5000, 0, 5000, false),
+            (5001, 0, 5000, true), // above the top tier
+            (50_000, 0, 5000, true),
+            (500, 20, 600, false),  // 500 * 1.2 = 600: fits exactly
+            (501, 20, 1000, false), // 601.2 rounds up
+            (900, 20, 2000, false),
+        ];
+        for (users, headroom, want, above) in cases {
+            let n = t.needed(users, headroom);
+            assert_eq!(
+                (n.capacity, n.above_top),
+                (want, above),
+                "users {users} headroom {headroom}%"
+            );
+        }
+    }
+
+    fn spec(capacity: u32, reference: u32) -> TierSpec {
+        TierSpec {
+            capacity,
+            replicas: vec![
+                (
+                    "a".into(),
+                    Replicas {
+                        min: reference,
+                        max: None,
+                    },
+                ),
+                (
+                    "b".into(),
+                    Replicas {
+                        min: 1,
+                        max: Some(3),
+                    },
+                ),
+            ],
+            rds_instance_class: None,
+            redis_node_type: None,
+        }
+    }
+
+    fn ab() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn duplicate_capacity_is_rejected() {
+        let e = TierTable::new(vec![spec(100, 1), spec(100, 2)], &ab(), "a").unwrap_err();
+        assert!(e.contains("tiers[1]") && e.contains("appears twice"), "{e}");
+    }
+
+    #[test]
+    fn unsorted_capacities_are_rejected() {
+        let e = TierTable::new(vec![spec(200, 1), spec(100, 2)], &ab(), "a").unwrap_err();
+        assert!(
+            e.contains("increasing order") && e.contains("100 comes after 200"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_tier_missing_a_service_is_rejected() {
+        let mut s = spec(100, 1);
+        s.replicas.pop();
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        assert!(e.contains("no replicas for service `b`"), "{e}");
+    }
+
+    #[test]
+    fn a_tier_naming_an_unknown_service_is_rejected() {
+        let mut s = spec(100, 1);
+        s.replicas
+            .push(("c".into(), Replicas { min: 1, max: None }));
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        assert!(e.contains("`c`") && e.contains("not in `services`"), "{e}");
+    }
+
+    #[test]
+    fn zero_replicas_are_rejected() {
+        let e = TierTable::new(vec![spec(100, 0)], &ab(), "a").unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn min_above_max_is_rejected() {
+        let mut s = spec(100, 1);
+        s.replicas[1].1 = Replicas {
+            min: 5,
+            max: Some(3),
+        };
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        assert!(e.contains("min 5 greater than max 3"), "{e}");
+    }
+
+    #[test]
+    fn reference_service_must_strictly_increase() {
+        let e = TierTable::new(vec![spec(100, 2), spec(200, 2)], &ab(), "a").unwrap_err();
+        assert!(
+            e.contains("strictly") && e.contains("tier 100 has 2"),
+            "{e}"
+        );
+        // The other service may stay flat.
+        TierTable::new(vec![spec(100, 2), spec(200, 3)], &ab(), "a").unwrap();
+    }
+}

@@ -1,0 +1,226 @@
+//! The binary's contract before it talks to anything: config errors exit 2
+//! and name the problem, `tiers` prints the validated table.
+
+use crate::support::{root, run, stderr, stdout, tempdir, write};
+
+const SERVICES: &str = r#"
+property_id: "123"
+key_file_location: "/nonexistent/key.json"
+hpa_service_name: istio-ingress
+services:
+  istio-ingress: { hpa: ingressgateway-hpa, namespace: istio-system }
+  gateway: { hpa: gateway, namespace: prod }
+  web: { hpa: web, namespace: prod }
+  hermes: { hpa: hermes, namespace: prod }
+  passport: { hpa: passport, namespace: prod }
+  project: { hpa: project, namespace: prod }
+"#;
+
+fn example() -> String {
+    root()
+        .join("config/example.yaml")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn tiers_prints_the_built_in_table_from_the_example_config() {
+    let o = run(&["-c", &example(), "tiers"], &[("MYSQL_PWD", "x")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..7],
+        [
+            "CAPACITY",
+            "istio-ingress*",
+            "gateway",
+            "web",
+            "hermes",
+            "passport",
+            "project"
+        ]
+    );
+    assert_eq!(rows[2][..7], ["1000", "4", "2", "3", "4", "8", "2"]);
+    assert_eq!(
+        rows[5][..9],
+        [
+            "4000",
+            "10",
+            "5",
+            "12",
+            "16",
+            "20",
+            "5",
+            "db.r5.12xlarge",
+            "(cache.c7gn.xlarge)"
+        ]
+    );
+    assert_eq!(rows[6][..7], ["5000", "12", "6", "15", "20", "24", "6"]);
+}
+
+#[test]
+fn tiers_json_is_one_valid_document_with_every_tier_and_service() {
+    let o = run(
+        &["-c", &example(), "-o", "json", "tiers"],
+        &[("MYSQL_PWD", "x")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let tiers = v["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 6);
+    for t in tiers {
+        assert_eq!(t["replicas"].as_object().unwrap().len(), 6, "{t}");
+    }
+    assert_eq!(tiers[2]["rds_instance_class"]["value"], "db.r5.8xlarge");
+    assert_eq!(tiers[2]["rds_instance_class"]["inherited_from"], 1000);
+}
+
+#[test]
+fn the_config_path_comes_from_hpa_tier_config_when_not_given() {
+    let o = run(
+        &["tiers"],
+        &[("HPA_TIER_CONFIG", &example()), ("MYSQL_PWD", "x")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_missing_config_file_exits_2_naming_the_path_and_the_example() {
+    let o = run(&["-c", "/nowhere/hpa.yaml", "tiers"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("/nowhere/hpa.yaml") && e.contains("config/example.yaml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_default_config_path_is_config_config_yaml() {
+    let dir = tempdir();
+    let o = std::process::Command::new(crate::support::bin())
+        .arg("tiers")
+        .current_dir(dir.path())
+        .env_remove("HPA_TIER_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config/config.yaml"), "{}", stderr(&o));
+}
+
+/// Each broken config exits 2 and the message names the problem.
+#[test]
+fn broken_configs_exit_2_with_a_message_naming_the_problem() {
+    let tiers = |body: &str| format!("{SERVICES}tiers:\n{body}");
+    let row = |cap: u32, ing: u32| {
+        format!(
+            "  - capacity: {cap}\n    replicas: {{ istio-ingress: {ing}, gateway: 1, web: 1, hermes: 1, passport: 1, project: 1 }}\n"
+        )
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            format!("{SERVICES}check_tme: 5\n"),
+            "unknown field `check_tme`",
+        ),
+        (
+            "unknown key line",
+            format!("{SERVICES}check_tme: 5\n"),
+            "line 12",
+        ),
+        (
+            "duplicate capacity",
+            tiers(&(row(100, 1) + &row(100, 2))),
+            "appears twice",
+        ),
+        (
+            "unsorted capacities",
+            tiers(&(row(200, 1) + &row(100, 2))),
+            "increasing order",
+        ),
+        (
+            "tier missing a service",
+            tiers("  - capacity: 100\n    replicas: { istio-ingress: 1 }\n"),
+            "no replicas for service `gateway`",
+        ),
+        (
+            "tier naming an unknown service",
+            tiers(&row(100, 1).replace("project: 1", "project: 1, nginx: 2")),
+            "`nginx`",
+        ),
+        ("replicas below 1", tiers(&row(100, 0)), "at least 1"),
+        (
+            "min above max",
+            tiers(&row(100, 1).replace("web: 1", "web: { min: 3, max: 2 }")),
+            "min 3 greater than max 2",
+        ),
+        (
+            "reference not increasing",
+            tiers(&(row(100, 2) + &row(200, 2))),
+            "strictly increasing",
+        ),
+        (
+            "reference hpa mismatch",
+            format!("{SERVICES}hpa_name: web\n"),
+            "the reference HPA must be the HPA of hpa_service_name",
+        ),
+        (
+            "empty services",
+            "hpa_service_name: web\nservices: {}\n".to_string(),
+            "services",
+        ),
+        (
+            "bad url",
+            format!("{SERVICES}ga_api_url: 'analyticsdata'\n"),
+            "ga_api_url",
+        ),
+        (
+            "bad property",
+            SERVICES.replace("\"123\"", "\"abc\""),
+            "property_id",
+        ),
+        ("not yaml", "services: [unclosed\n".to_string(), "line"),
+    ];
+    let dir = tempdir();
+    for (what, text, expect) in cases {
+        let path = write(dir.path(), "c.yaml", &text);
+        let o = run(&["-c", &path, "tiers"], &[]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expect),
+            "{what}: expected {expect:?} in {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{what}: nothing on stdout");
+    }
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let o = run(&["frobnicate"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["upgrade", "lots"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_the_commands_and_exit_codes() {
+    let o = run(&["--help"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let h = stdout(&o);
+    for word in [
+        "check",
+        "upgrade",
+        "status",
+        "tiers",
+        "--dry-run",
+        "Exit status",
+        "HPA_TIER_CONFIG",
+    ] {
+        assert!(h.contains(word), "--help lacks {word}:\n{h}");
+    }
+}

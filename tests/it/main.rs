@@ -1,0 +1,22 @@
+//! The one integration-test binary. Each module drives real code against a
+//! real peer on loopback: the stand-ins of `tests/standins`, MariaDB, moto.
+//! `scripts/test.sh` starts MariaDB and moto and exports where they are.
+
+mod support;
+
+/// The pure core imports no adapter crate.
+mod architecture;
+/// The binary's command line, config validation and `tiers` (exit codes, messages).
+mod cli_config;
+/// Reading and patching HPAs over the Kubernetes stand-in; kubectl against it.
+mod cluster;
+/// The built binary, as cron runs it, against everything at once.
+mod e2e;
+/// Feishu notifications over the Feishu stand-in.
+mod notify;
+/// RDS / ElastiCache prerequisites against moto.
+mod prereq;
+/// GA4 realtime over the Google stand-in; HTTP and Prometheus sources.
+mod sources;
+/// Run records, history, holds, locks and spool: MariaDB and the file store.
+mod store;
