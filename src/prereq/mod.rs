@@ -7,8 +7,35 @@ pub mod aws;
 pub mod catalog;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use serde::Serialize;
+
+/// Reads the database and cache sizes from AWS.
+pub trait Prerequisites: Send + Sync {
+    fn observe(&self) -> impl Future<Output = Result<Observed, PrereqError>> + Send;
+}
+
+/// Why the prerequisites could not be read. The planner then refuses to scale
+/// up (it cannot verify) but may still scale down.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PrereqError {
+    /// The cluster / replication group / cache cluster does not exist
+    /// (message names it, the region and the endpoint).
+    #[error("{0}")]
+    NotFound(String),
+    /// IAM: the message names the action, e.g. `rds:DescribeDBClusters`.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// Throttling or 5xx after the SDK's own retries.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Anything else the SDK reports (credentials, connection, bad answer).
+    #[error("{0}")]
+    Api(String),
+}
 
 /// One Aurora cluster member as RDS reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

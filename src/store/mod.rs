@@ -28,10 +28,20 @@ pub trait RunStore: Send + Sync {
     fn last_upgrade(&self) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
     /// The newest `n` records, newest first (for `status`).
     fn latest(&self, n: usize) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
-    /// Writes one record. Idempotent on `run_id`.
-    fn record(&self, record: &RunRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes one record. Idempotent on `run_id`. A record MySQL could not
+    /// take is spooled to `state_file` (`Recorded::Spooled`): it is kept, but
+    /// not where it belongs yet, so the run must still exit 1.
+    fn record(&self, record: &RunRecord) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
     /// Releases the lock and closes connections.
     fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// In the configured store.
+    Stored,
+    /// MySQL was unreachable; written to the spool for the next run.
+    Spooled,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
