@@ -302,9 +302,11 @@ fn blocked(
             elements.push(text(&format!("Fix:\n{}", s.fix)));
         }
     }
-    elements.push(text(
-        "Once this is fixed, the next run scales up by itself.",
-    ));
+    elements.push(text(if users.is_some() {
+        "Once this is fixed, the next check scales up by itself if the users still need it."
+    } else {
+        "Once this is fixed, run the upgrade again (or use --force to go ahead without it)."
+    }));
     (title, RED, elements)
 }
 
@@ -644,6 +646,24 @@ mod tests {
                 "{fix} not in {all:?}"
             );
         }
+
+        assert!(
+            body.contains("the next check scales up by itself"),
+            "{body}"
+        );
+        let refused = Notice::Blocked {
+            current: 600,
+            wanted: 2000,
+            reached: 600,
+            users: None,
+            shortfalls: vec![(2000, vec![redis_short()])],
+        };
+        let body = body_text(&render(&refused, "prod"));
+        assert!(
+            body.starts_with("Tier 2000 was asked for; the cluster stays at tier 600")
+                && body.contains("run the upgrade again"),
+            "{body}"
+        );
 
         let partway = render(&blocked(600, 4000, 3000, vec![rds]), "prod");
         assert!(
