@@ -1,1 +1,594 @@
-//! (in progress)
+//! The file store: run records as JSON lines in `state_file`, the run lock as
+//! an OS file lock on `<state_file>.lock`. The same file is the spool when
+//! MySQL is configured but unreachable.
+//!
+//! Each line is a `RunRecord` as serde writes it, plus a `cluster` field
+//! naming the scope (a line without one belongs to every scope, so a file
+//! written by hand or by an older version still reads), so `jq` can read it.
+//! A record is appended with one write; a run that dies mid-write leaves at
+//! most one broken line, which readers skip with a warning and the next
+//! append steps over. Every write — append, compaction, removing flushed
+//! spool lines — holds the lock file, so rewrites never lose an append.
+//!
+//! The file store compacts itself once the file passes [`COMPACT_AT`] bytes,
+//! keeping [`RETAIN`] of history and each scope's newest upgrade (it may
+//! carry a hold). The spool is never compacted: every spooled record is owed
+//! to MySQL.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{Recorded, RunStore, StoreError};
+use crate::record::RunRecord;
+
+/// The file store compacts once the file is bigger than this.
+pub const COMPACT_AT: u64 = 4 * 1024 * 1024;
+/// How much history compaction keeps: far more than any scale-down window
+/// or notice-repeat interval, and enough for `status` to show recent runs.
+pub const RETAIN: SignedDuration = SignedDuration::from_hours(72);
+
+/// What the file is for in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `mysql_host` is empty: the file is the store.
+    Store,
+    /// MySQL is configured: the file holds records MySQL has not taken yet.
+    Spool,
+    /// `--dry-run`: read, never write, never lock.
+    ReadOnly,
+}
+
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    lock_path: PathBuf,
+    scope: String,
+    timeout: Duration,
+    role: Role,
+    /// The run lock, held from `try_lock` until `close`.
+    run_lock: Mutex<Option<File>>,
+}
+
+/// One line of the file.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    #[serde(flatten)]
+    record: RunRecord,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Record {
+        cluster: Option<String>,
+        record: Box<RunRecord>,
+        raw: String,
+    },
+    /// Not a record: a write cut short by a crash, or a hand edit gone wrong.
+    Bad { line_no: usize },
+}
+
+impl Entry {
+    fn mine(&self, scope: &str) -> Option<&RunRecord> {
+        match self {
+            Entry::Record {
+                cluster, record, ..
+            } if cluster.as_deref().is_none_or(|c| c == scope) => Some(record),
+            _ => None,
+        }
+    }
+}
+
+/// The file's lines, parsed. Blank lines are dropped.
+fn parse(bytes: &[u8]) -> Vec<Entry> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, l)| {
+            let parsed = std::str::from_utf8(l)
+                .ok()
+                .and_then(|s| serde_json::from_str::<Line>(s).ok().map(|line| (s, line)));
+            match parsed {
+                Some((raw, line)) => Entry::Record {
+                    cluster: line.cluster,
+                    record: Box::new(line.record),
+                    raw: raw.trim_end().to_string(),
+                },
+                None => Entry::Bad { line_no: i + 1 },
+            }
+        })
+        .collect()
+}
+
+/// Which entries compaction keeps: records started within `RETAIN` of `now`,
+/// and each scope's newest effective upgrade however old (it may carry a
+/// hold). Broken lines go.
+fn keep_on_compaction(entries: &[Entry], now: Timestamp) -> Vec<bool> {
+    let mut newest_upgrade: HashMap<Option<&str>, (Timestamp, usize)> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let Entry::Record {
+            cluster, record, ..
+        } = e
+        else {
+            continue;
+        };
+        if super::is_effective_upgrade(record) {
+            let slot = newest_upgrade
+                .entry(cluster.as_deref())
+                .or_insert((record.started_at, i));
+            if record.started_at >= slot.0 {
+                *slot = (record.started_at, i);
+            }
+        }
+    }
+    let upgrades: HashSet<usize> = newest_upgrade.values().map(|(_, i)| *i).collect();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match e {
+            Entry::Record { record, .. } => {
+                upgrades.contains(&i) || record.started_at >= now - RETAIN
+            }
+            Entry::Bad { .. } => false,
+        })
+        .collect()
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!(
+        "{what} {}: {e} (check that the directory exists or can be created, and is \
+         writable by the user hpa-tier runs as; `state_file` sets where it is)",
+        path.display()
+    ))
+}
+
+impl FileStore {
+    pub fn new(path: &Path, scope: &str, timeout: Duration, role: Role) -> FileStore {
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        FileStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                lock_path: path.with_file_name(lock_name),
+                scope: scope.to_string(),
+                timeout,
+                role,
+                run_lock: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn role(&self) -> Role {
+        self.inner.role
+    }
+
+    pub fn describe(&self) -> String {
+        match self.inner.role {
+            Role::Store => format!("file {}", self.inner.path.display()),
+            Role::Spool => format!("spool {}", self.inner.path.display()),
+            Role::ReadOnly => format!("file {} (read-only)", self.inner.path.display()),
+        }
+    }
+
+    /// Runs file work off the async worker threads.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Io(format!("the file store task failed: {e}")))?
+    }
+
+    /// This scope's records, in file order.
+    async fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.blocking(|inner| {
+            let entries = inner.read()?;
+            Ok(entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entry::Record {
+                        cluster, record, ..
+                    } if cluster.as_deref().is_none_or(|c| c == inner.scope) => Some(*record),
+                    _ => None,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The records of this scope waiting in the spool.
+    pub async fn pending(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.records().await
+    }
+
+    /// Removes this scope's records with these run ids (MySQL has them now),
+    /// keeping everything else — including what was appended meanwhile.
+    pub async fn remove(&self, run_ids: HashSet<String>) -> Result<(), StoreError> {
+        if self.inner.role == Role::ReadOnly {
+            return Ok(());
+        }
+        self.blocking(move |inner| {
+            inner.with_write_lock(|| {
+                let entries = inner.read()?;
+                let keep: Vec<bool> = entries
+                    .iter()
+                    .map(|e| {
+                        !matches!(e.mine(&inner.scope), Some(r) if run_ids.contains(&r.run_id))
+                            && !matches!(e, Entry::Bad { .. })
+                    })
+                    .collect();
+                inner.rewrite(&entries, &keep)
+            })
+        })
+        .await
+    }
+}
+
+impl Inner {
+    fn read(&self) -> Result<Vec<Entry>, StoreError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err("cannot read", &self.path, e)),
+        };
+        let entries = parse(&bytes);
+        for e in &entries {
+            if let Entry::Bad { line_no } = e {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    line = line_no,
+                    "skipping a line that is not a run record (a run that died mid-write \
+                     leaves one; it is dropped at the next rewrite)"
+                );
+            }
+        }
+        Ok(entries)
+    }
+
+    fn open_lock_file(&self) -> Result<File, StoreError> {
+        if let Some(dir) = self
+            .lock_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| io_err("cannot open the lock file", &self.lock_path, e))
+    }
+
+    /// Runs `f` holding the lock file: the run lock if this store holds it,
+    /// else the lock taken for just this write, waited for up to the timeout.
+    fn with_write_lock<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let held = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_some() {
+            return f();
+        }
+        let file = self.open_lock_file()?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::Io(format!(
+                        "{} stayed locked by another hpa-tier run for {}s; the record \
+                         could not be written",
+                        self.lock_path.display(),
+                        self.timeout.as_secs()
+                    )));
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(io_err("cannot lock", &self.lock_path, e));
+                }
+            }
+        }
+        let out = f();
+        let _ = file.unlock();
+        out
+    }
+
+    /// Appends one record unless this scope already has its run id.
+    /// Returns whether it wrote.
+    fn append(&self, record: &RunRecord) -> Result<bool, StoreError> {
+        self.with_write_lock(|| {
+            let existing = match std::fs::read(&self.path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+                Err(e) => return Err(io_err("cannot read", &self.path, e)),
+            };
+            let entries = parse(&existing);
+            if entries.iter().any(|e| {
+                e.mine(&self.scope)
+                    .is_some_and(|r| r.run_id == record.run_id)
+            }) {
+                return Ok(false);
+            }
+            let mut buf = Vec::with_capacity(1024);
+            // A line cut short by a crash must not swallow this record.
+            if existing.last().is_some_and(|b| *b != b'\n') {
+                buf.push(b'\n');
+            }
+            let line = Line {
+                cluster: Some(self.scope.clone()),
+                record: record.clone(),
+            };
+            serde_json::to_writer(&mut buf, &line)
+                .map_err(|e| StoreError::Io(format!("cannot serialise the run record: {e}")))?;
+            buf.push(b'\n');
+
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+            }
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| io_err("cannot open", &self.path, e))?;
+            // One write of the whole line: O_APPEND keeps it in one piece.
+            file.write_all(&buf)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_err("cannot append to", &self.path, e))?;
+
+            let size = (existing.len() + buf.len()) as u64;
+            if self.role == Role::Store && size > COMPACT_AT {
+                let mut all = existing;
+                all.extend_from_slice(&buf);
+                let entries = parse(&all);
+                let keep = keep_on_compaction(&entries, Timestamp::now());
+                if keep.iter().any(|k| !k) {
+                    let kept = keep.iter().filter(|k| **k).count();
+                    tracing::info!(
+                        file = %self.path.display(),
+                        kept,
+                        dropped = entries.len() - kept,
+                        "compacted the state file"
+                    );
+                    self.rewrite(&entries, &keep)?;
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Replaces the file with the kept entries: written aside, synced, then
+    /// renamed over, so a crash leaves either the old file or the new one.
+    fn rewrite(&self, entries: &[Entry], keep: &[bool]) -> Result<(), StoreError> {
+        let mut buf = String::new();
+        for (e, k) in entries.iter().zip(keep) {
+            if let (Entry::Record { raw, .. }, true) = (e, k) {
+                buf.push_str(raw);
+                buf.push('\n');
+            }
+        }
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(self.path.file_name().unwrap_or_default());
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = self.path.with_file_name(tmp_name);
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(buf.as_bytes())?;
+            f.sync_all()?;
+            if let Ok(meta) = std::fs::metadata(&self.path) {
+                std::fs::set_permissions(&tmp, meta.permissions())?;
+            }
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err("cannot rewrite", &self.path, e)
+        })
+    }
+}
+
+impl RunStore for FileStore {
+    async fn try_lock(&self, _name: &str) -> Result<bool, StoreError> {
+        // One lock file per state file: scopes sharing a file share the lock.
+        if self.inner.role == Role::ReadOnly {
+            return Ok(true);
+        }
+        self.blocking(|inner| {
+            let mut held = inner.run_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if held.is_some() {
+                return Ok(true);
+            }
+            let file = inner.open_lock_file()?;
+            match file.try_lock() {
+                Ok(()) => {
+                    *held = Some(file);
+                    Ok(true)
+                }
+                Err(TryLockError::WouldBlock) => Ok(false),
+                Err(TryLockError::Error(e)) => Err(io_err("cannot lock", &inner.lock_path, e)),
+            }
+        })
+        .await
+    }
+
+    async fn history(&self, since: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(super::window(self.records().await?, since))
+    }
+
+    async fn last_upgrade(&self) -> Result<Option<RunRecord>, StoreError> {
+        let records = self.records().await?;
+        // The last in file order wins a tie, as the newest written.
+        Ok(records
+            .into_iter()
+            .filter(super::is_effective_upgrade)
+            .reduce(|a, b| if b.started_at >= a.started_at { b } else { a }))
+    }
+
+    async fn latest(&self, n: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut records = self.records().await?;
+        records.sort_by_key(|r| r.started_at);
+        records.reverse();
+        records.truncate(n);
+        Ok(records)
+    }
+
+    async fn record(&self, record: &RunRecord) -> Result<Recorded, StoreError> {
+        let role = self.inner.role;
+        if role == Role::ReadOnly {
+            return Err(StoreError::Io(
+                "the store is open read-only (--dry-run): nothing is recorded".into(),
+            ));
+        }
+        let record = record.clone();
+        self.blocking(move |inner| inner.append(&record)).await?;
+        Ok(match role {
+            Role::Spool => Recorded::Spooled,
+            _ => Recorded::Stored,
+        })
+    }
+
+    async fn close(self) {
+        let held = self
+            .inner
+            .run_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(file) = held {
+            let _ = file.unlock();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{CommandKind, Outcome};
+
+    fn now() -> Timestamp {
+        "2025-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn line(cluster: Option<&str>, r: &RunRecord) -> String {
+        serde_json::to_string(&Line {
+            cluster: cluster.map(str::to_string),
+            record: r.clone(),
+        })
+        .unwrap()
+    }
+
+    fn upgrade(hours_ago: i64, outcome: Outcome) -> RunRecord {
+        let mut r = RunRecord::check_needing(2000, 2000, now(), hours_ago * 60);
+        r.command = CommandKind::Upgrade;
+        r.outcome = outcome;
+        r.run_id = format!("up-{hours_ago}-{}", outcome.as_str());
+        r
+    }
+
+    #[test]
+    fn a_line_is_the_record_json_plus_its_cluster() {
+        let r = RunRecord::check_needing(600, 600, now(), 5);
+        let v: serde_json::Value = serde_json::from_str(&line(Some("prod"), &r)).unwrap();
+        assert_eq!(v["cluster"], "prod");
+        assert_eq!(v["run_id"], r.run_id.as_str());
+        assert_eq!(v["command"], "check");
+        assert_eq!(v["started_at"], "2025-06-01T11:55:00Z");
+        let back: RunRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn parse_skips_blank_lines_and_marks_broken_ones() {
+        let r = RunRecord::check_needing(600, 600, now(), 5);
+        let good = line(Some("prod"), &r);
+        let text = format!("{good}\n\n{{\"run_id\": 1}}\n{good}\n{}", &good[..20]);
+        let kinds: Vec<String> = parse(text.as_bytes())
+            .iter()
+            .map(|e| match e {
+                Entry::Record { .. } => "record".to_string(),
+                Entry::Bad { line_no } => format!("bad@{line_no}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["record", "bad@3", "record", "bad@5"]);
+    }
+
+    #[test]
+    fn a_line_without_cluster_belongs_to_every_scope() {
+        let r = RunRecord::check_needing(600, 600, now(), 5);
+        let text = format!(
+            "{}\n{}\n{}\n",
+            line(None, &r),
+            line(Some("prod"), &r),
+            line(Some("staging"), &r)
+        );
+        let mine: Vec<bool> = parse(text.as_bytes())
+            .iter()
+            .map(|e| e.mine("prod").is_some())
+            .collect();
+        assert_eq!(mine, [true, true, false]);
+    }
+
+    #[test]
+    fn compaction_keeps_recent_records_and_each_scopes_newest_upgrade() {
+        let old_check = RunRecord::check_needing(600, 600, now(), 100 * 60);
+        let recent_check = RunRecord::check_needing(600, 600, now(), 60);
+        let cases: Vec<(&str, Vec<String>, Vec<bool>)> = vec![
+            (
+                "old checks go, recent stay",
+                vec![line(Some("a"), &old_check), line(Some("a"), &recent_check)],
+                vec![false, true],
+            ),
+            (
+                "the newest effective upgrade stays however old",
+                vec![
+                    line(Some("a"), &upgrade(200, Outcome::Applied)),
+                    line(Some("a"), &upgrade(100, Outcome::Applied)),
+                    line(Some("a"), &upgrade(90, Outcome::Blocked)),
+                ],
+                vec![false, true, false],
+            ),
+            (
+                "per scope",
+                vec![
+                    line(Some("a"), &upgrade(200, Outcome::Applied)),
+                    line(Some("b"), &upgrade(100, Outcome::Noop)),
+                    line(None, &upgrade(150, Outcome::Partial)),
+                ],
+                vec![true, true, true],
+            ),
+            (
+                "broken lines go",
+                vec![line(Some("a"), &recent_check), "{\"run_id\"".into()],
+                vec![true, false],
+            ),
+        ];
+        for (name, lines, want) in cases {
+            let text = lines.join("\n");
+            let got = keep_on_compaction(&parse(text.as_bytes()), now());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

@@ -1,1 +1,765 @@
-//! (in progress)
+//! The MySQL store (mysql_async): the `hpa_tier_runs` table, its versioned
+//! schema, history and hold queries, the per-cluster `GET_LOCK`, and writing
+//! the spool once MySQL answers again.
+//!
+//! Written for the SQL MariaDB 10.x and MySQL 8 (Aurora) share. Times are
+//! `DATETIME(3)` in UTC: a record's instants come back to the millisecond
+//! (finer digits are dropped when written). Every call — connecting
+//! included — is bounded by the configured timeout. The password is only
+//! ever handed to the driver; no message or log built here can contain it.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, TxOpts, Value};
+
+use super::file::FileStore;
+use super::{Recorded, RunStore, StoreError};
+use crate::config::MysqlSettings;
+use crate::record::{CommandKind, Outcome, RunRecord};
+
+/// The runs table.
+pub const RUNS_TABLE: &str = "hpa_tier_runs";
+/// Which schema migrations have been applied.
+pub const SCHEMA_TABLE: &str = "hpa_tier_schema";
+
+/// One schema step. Statements are idempotent on their own (`IF NOT
+/// EXISTS`), because MySQL commits DDL as it goes: a run that dies halfway
+/// leaves a step the next run can simply apply again.
+pub struct Migration {
+    pub version: u32,
+    pub description: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, in order. Append; never edit one that has shipped.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "hpa_tier_runs: one row per check/upgrade run",
+    statements: &["CREATE TABLE IF NOT EXISTS hpa_tier_runs (
+        id BIGINT NOT NULL AUTO_INCREMENT,
+        run_id VARCHAR(255) NOT NULL,
+        cluster VARCHAR(255) NOT NULL,
+        started_at DATETIME(3) NOT NULL,
+        finished_at DATETIME(3) NOT NULL,
+        command VARCHAR(16) NOT NULL,
+        users INT UNSIGNED NULL,
+        needed_capacity INT UNSIGNED NULL,
+        from_capacity INT UNSIGNED NULL,
+        to_capacity INT UNSIGNED NULL,
+        outcome VARCHAR(16) NOT NULL,
+        message MEDIUMTEXT NOT NULL,
+        detail JSON NULL,
+        hold_until DATETIME(3) NULL,
+        notified JSON NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY hpa_tier_runs_run_id (run_id),
+        KEY hpa_tier_runs_cluster_started (cluster, started_at),
+        KEY hpa_tier_runs_cluster_command_started (cluster, command, started_at)
+    ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4"],
+}];
+
+const COLUMNS: &str = "run_id, started_at, finished_at, command, users, needed_capacity, \
+     from_capacity, to_capacity, outcome, message, detail, hold_until, notified";
+
+/// Idempotent on `run_id`; unlike `INSERT IGNORE` it still fails on bad data
+/// instead of quietly truncating it.
+const INSERT: &str = "INSERT INTO hpa_tier_runs (cluster, run_id, started_at, finished_at, \
+     command, users, needed_capacity, from_capacity, to_capacity, outcome, message, detail, \
+     hold_until, notified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE run_id = run_id";
+
+/// `ER_NO_SUCH_TABLE`: a read-only run against a database never migrated.
+const ER_NO_SUCH_TABLE: u16 = 1146;
+
+/// `user@host:port/database`, for messages: never the password.
+pub fn target(s: &MysqlSettings) -> String {
+    format!("{}@{}:{}/{}", s.user, s.host, s.port, s.database)
+}
+
+/// A `GET_LOCK` name: server-wide, so it names the database too; at most 64
+/// characters, so long ones are hashed.
+pub fn lock_name(kind: &str, database: &str, name: &str) -> String {
+    let plain = format!("hpa-tier:{kind}:{database}:{name}");
+    if plain.chars().count() <= 64 {
+        return plain;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, plain.as_bytes());
+    let hex: String = digest.as_ref()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("hpa-tier:{kind}:{hex}")
+}
+
+/// A record instant as a `DATETIME(3)` value in UTC (milliseconds kept).
+pub fn datetime_value(ts: Timestamp) -> Result<Value, StoreError> {
+    let dt = ts.to_zoned(TimeZone::UTC).datetime();
+    if !(1000..=9999).contains(&dt.year()) {
+        return Err(StoreError::Query(format!(
+            "{ts} is outside the years MySQL DATETIME can hold (1000-9999)"
+        )));
+    }
+    Ok(Value::Date(
+        dt.year() as u16,
+        dt.month() as u8,
+        dt.day() as u8,
+        dt.hour() as u8,
+        dt.minute() as u8,
+        dt.second() as u8,
+        (dt.subsec_nanosecond() / 1_000_000 * 1_000) as u32,
+    ))
+}
+
+/// A `DATETIME` read back (binary protocol, or text as some servers send it)
+/// as the UTC instant it was written as.
+pub fn timestamp_of(v: &Value) -> Result<Timestamp, String> {
+    let dt = match v {
+        Value::Date(y, mo, d, h, mi, s, us) => DateTime::new(
+            *y as i16,
+            *mo as i8,
+            *d as i8,
+            *h as i8,
+            *mi as i8,
+            *s as i8,
+            (*us as i32) * 1_000,
+        )
+        .map_err(|e| e.to_string())?,
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .map_err(|e| e.to_string())?
+            .parse::<DateTime>()
+            .map_err(|e| e.to_string())?,
+        other => return Err(format!("not a DATETIME: {other:?}")),
+    };
+    dt.to_zoned(TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|e| e.to_string())
+}
+
+/// The values of [`INSERT`] for one record.
+pub fn insert_params(cluster: &str, r: &RunRecord) -> Result<Vec<Value>, StoreError> {
+    let json = |v: &serde_json::Value| -> Value {
+        if v.is_null() {
+            Value::NULL
+        } else {
+            Value::from(v.to_string())
+        }
+    };
+    Ok(vec![
+        Value::from(cluster),
+        Value::from(r.run_id.as_str()),
+        datetime_value(r.started_at)?,
+        datetime_value(r.finished_at)?,
+        Value::from(r.command.as_str()),
+        Value::from(r.users),
+        Value::from(r.needed_capacity),
+        Value::from(r.from_capacity),
+        Value::from(r.to_capacity),
+        Value::from(r.outcome.as_str()),
+        Value::from(r.message.as_str()),
+        json(&r.detail),
+        match r.hold_until {
+            Some(t) => datetime_value(t)?,
+            None => Value::NULL,
+        },
+        Value::from(serde_json::Value::from(r.notified.clone()).to_string()),
+    ])
+}
+
+/// A row of [`COLUMNS`] as a record.
+pub fn record_of(row: Row) -> Result<RunRecord, String> {
+    let mut values = row.unwrap();
+    if values.len() != 13 {
+        return Err(format!("expected 13 columns, got {}", values.len()));
+    }
+    let mut take = {
+        let mut i = 0;
+        move || {
+            let v = std::mem::replace(&mut values[i], Value::NULL);
+            i += 1;
+            v
+        }
+    };
+    fn text(v: Value, col: &str) -> Result<String, String> {
+        mysql_async::from_value_opt::<String>(v).map_err(|e| format!("{col}: {e}"))
+    }
+    fn opt_u32(v: Value, col: &str) -> Result<Option<u32>, String> {
+        mysql_async::from_value_opt::<Option<u32>>(v).map_err(|e| format!("{col}: {e}"))
+    }
+    fn json(v: Value, col: &str) -> Result<serde_json::Value, String> {
+        match mysql_async::from_value_opt::<Option<String>>(v).map_err(|e| format!("{col}: {e}"))? {
+            None => Ok(serde_json::Value::Null),
+            Some(s) => serde_json::from_str(&s).map_err(|e| format!("{col}: {e}")),
+        }
+    }
+    let ts = |v: Value, col: &str| timestamp_of(&v).map_err(|e| format!("{col}: {e}"));
+
+    let run_id = text(take(), "run_id")?;
+    let started_at = ts(take(), "started_at")?;
+    let finished_at = ts(take(), "finished_at")?;
+    let command = match text(take(), "command")?.as_str() {
+        "check" => CommandKind::Check,
+        "upgrade" => CommandKind::Upgrade,
+        other => return Err(format!("command: unknown value {other:?}")),
+    };
+    let users = opt_u32(take(), "users")?;
+    let needed_capacity = opt_u32(take(), "needed_capacity")?;
+    let from_capacity = opt_u32(take(), "from_capacity")?;
+    let to_capacity = opt_u32(take(), "to_capacity")?;
+    let outcome = text(take(), "outcome")?;
+    let outcome =
+        Outcome::parse(&outcome).ok_or_else(|| format!("outcome: unknown value {outcome:?}"))?;
+    let message = text(take(), "message")?;
+    let detail = json(take(), "detail")?;
+    let hold_until = match take() {
+        Value::NULL => None,
+        v => Some(ts(v, "hold_until")?),
+    };
+    let notified = match json(take(), "notified")? {
+        serde_json::Value::Null => vec![],
+        v => serde_json::from_value(v).map_err(|e| format!("notified: {e}"))?,
+    };
+    Ok(RunRecord {
+        run_id,
+        started_at,
+        finished_at,
+        command,
+        users,
+        needed_capacity,
+        from_capacity,
+        to_capacity,
+        outcome,
+        message,
+        detail,
+        hold_until,
+        notified,
+    })
+}
+
+/// What an SRE can do about a server error, by code.
+fn hint(code: u16) -> &'static str {
+    match code {
+        1045 => " (check mysql_user and mysql_pwd)",
+        1044 | 1142 | 1143 => {
+            " (grant the mysql_user CREATE, ALTER, SELECT, INSERT and DELETE on mysql_db)"
+        }
+        1049 => " (create the database named by mysql_db, or fix mysql_db)",
+        _ => "",
+    }
+}
+
+/// The dedicated connection that holds the run lock until `close`: a pooled
+/// connection would be reset (and lose the lock) when returned.
+#[derive(Default)]
+struct LockConn {
+    conn: Option<Conn>,
+    names: Vec<String>,
+}
+
+pub struct MysqlStore {
+    pool: Pool,
+    opts: Opts,
+    target: String,
+    database: String,
+    scope: String,
+    timeout: Duration,
+    read_only: bool,
+    /// Where a record goes when MySQL fails mid-run.
+    spool: FileStore,
+    lock: tokio::sync::Mutex<LockConn>,
+}
+
+impl MysqlStore {
+    /// Connects and, unless `read_only`, creates or migrates the schema.
+    pub async fn connect(
+        settings: &MysqlSettings,
+        scope: &str,
+        timeout: Duration,
+        spool: FileStore,
+        read_only: bool,
+    ) -> Result<MysqlStore, StoreError> {
+        let constraints = PoolConstraints::new(0, 4).expect("0 <= 4");
+        let opts: Opts = OptsBuilder::default()
+            .ip_or_hostname(settings.host.clone())
+            .tcp_port(settings.port)
+            .user(Some(settings.user.clone()))
+            .pass(Some(settings.password.expose().to_string()))
+            .db_name(Some(settings.database.clone()))
+            // A loopback host would otherwise switch to the unix socket,
+            // which a container may not have.
+            .prefer_socket(false)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    // Sessions carry no state worth resetting; the lock has
+                    // its own connection.
+                    .with_reset_connection(false),
+            )
+            .into();
+        let store = MysqlStore {
+            pool: Pool::new(opts.clone()),
+            opts,
+            target: target(settings),
+            database: settings.database.clone(),
+            scope: scope.to_string(),
+            timeout,
+            read_only,
+            spool,
+            lock: tokio::sync::Mutex::new(LockConn::default()),
+        };
+        let ready = async {
+            store
+                .bounded(store.timeout, async {
+                    let mut conn = store.pool.get_conn().await?;
+                    conn.ping().await
+                })
+                .await?;
+            if !read_only {
+                store.migrate().await?;
+            }
+            Ok(())
+        };
+        match ready.await {
+            Ok(()) => Ok(store),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "MySQL {}{}",
+            self.target,
+            if self.read_only { " (read-only)" } else { "" }
+        )
+    }
+
+    fn error(&self, e: mysql_async::Error) -> StoreError {
+        match e {
+            mysql_async::Error::Server(s) => StoreError::Query(format!(
+                "MySQL {}: ERROR {} ({}): {}{}",
+                self.target,
+                s.code,
+                s.state,
+                s.message,
+                hint(s.code)
+            )),
+            other => StoreError::Unreachable(format!("MySQL {}: {other}", self.target)),
+        }
+    }
+
+    /// Runs one exchange with the server under `limit`.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        f: impl Future<Output = Result<T, mysql_async::Error>>,
+    ) -> Result<T, StoreError> {
+        self.within(limit, f).await?.map_err(|e| self.error(e))
+    }
+
+    /// As `bounded`, leaving the driver's error for the caller to inspect.
+    async fn within<T>(
+        &self,
+        limit: Duration,
+        f: impl Future<Output = Result<T, mysql_async::Error>>,
+    ) -> Result<Result<T, mysql_async::Error>, StoreError> {
+        tokio::time::timeout(limit, f).await.map_err(|_| {
+            StoreError::Unreachable(format!(
+                "MySQL {}: no answer within {}s (timeout_seconds)",
+                self.target,
+                limit.as_secs_f32()
+            ))
+        })
+    }
+
+    /// Brings the schema to the newest version. Two runs starting together
+    /// on a new database take turns through `GET_LOCK`.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let wait = self.timeout.as_secs().max(1);
+        let name = lock_name("schema", &self.database, "");
+        let mut conn = self.bounded(self.timeout, self.pool.get_conn()).await?;
+        // The wait for the lock is the timeout; the migration itself gets another.
+        let got: Option<Option<i64>> = self
+            .bounded(
+                self.timeout + Duration::from_secs(wait),
+                conn.exec_first("SELECT GET_LOCK(?, ?)", (name.as_str(), wait)),
+            )
+            .await?;
+        if got.flatten() != Some(1) {
+            return Err(StoreError::Unreachable(format!(
+                "MySQL {}: another hpa-tier run held the schema lock for more than {wait}s",
+                self.target
+            )));
+        }
+        let migrated = self
+            .bounded(self.timeout * 2, migrate_locked(&mut conn))
+            .await;
+        let released = self
+            .bounded(
+                self.timeout,
+                conn.exec_drop("SELECT RELEASE_LOCK(?)", (name.as_str(),)),
+            )
+            .await;
+        let applied = migrated?;
+        released?;
+        for m in applied {
+            tracing::info!(
+                mysql = %self.target,
+                version = m.version,
+                "applied schema migration: {}",
+                m.description
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the records spooled for this scope, then removes them from the
+    /// spool. Returns how many there were. A failed insert leaves the spool
+    /// as it was; a crash after the commit leaves records MySQL already has,
+    /// which the next flush skips by their run id.
+    pub async fn flush_spool(&self) -> Result<usize, StoreError> {
+        let pending = self.spool.pending().await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let rows = pending
+            .iter()
+            .map(|r| insert_params(&self.scope, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.bounded(self.timeout * 2, async {
+            let mut conn = self.pool.get_conn().await?;
+            let mut tx = conn.start_transaction(TxOpts::default()).await?;
+            tx.exec_batch(INSERT, rows).await?;
+            tx.commit().await
+        })
+        .await?;
+        let ids: HashSet<String> = pending.iter().map(|r| r.run_id.clone()).collect();
+        if let Err(e) = self.spool.remove(ids).await {
+            // They are in MySQL now; the next flush finds them there.
+            tracing::error!(
+                spool = %self.spool.path().display(),
+                error = %e,
+                "spooled records were written to MySQL but could not be removed from the spool"
+            );
+        }
+        Ok(pending.len())
+    }
+
+    async fn select(&self, sql: &str, params: Vec<Value>) -> Result<Vec<RunRecord>, StoreError> {
+        let rows: Vec<Row> = match self
+            .within(self.timeout, async {
+                let mut conn = self.pool.get_conn().await?;
+                conn.exec(sql, params).await
+            })
+            .await?
+        {
+            Ok(rows) => rows,
+            // Only a read-only run can find no table: nothing recorded yet.
+            Err(mysql_async::Error::Server(e)) if self.read_only && e.code == ER_NO_SUCH_TABLE => {
+                vec![]
+            }
+            Err(e) => return Err(self.error(e)),
+        };
+        rows.into_iter()
+            .map(|row| {
+                record_of(row).map_err(|e| {
+                    StoreError::Query(format!(
+                        "MySQL {}: a row of {RUNS_TABLE} is not a run record: {e}",
+                        self.target
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Applies the migrations the database lacks; returns them.
+async fn migrate_locked(conn: &mut Conn) -> Result<Vec<&'static Migration>, mysql_async::Error> {
+    conn.query_drop(
+        "CREATE TABLE IF NOT EXISTS hpa_tier_schema (
+            version INT NOT NULL,
+            description VARCHAR(255) NOT NULL,
+            applied_at DATETIME(3) NOT NULL,
+            PRIMARY KEY (version)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    )
+    .await?;
+    let current: Option<u32> = conn
+        .query_first::<Option<u32>, _>("SELECT MAX(version) FROM hpa_tier_schema")
+        .await?
+        .flatten();
+    let current = current.unwrap_or(0);
+    let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > newest {
+        tracing::warn!(
+            schema = current,
+            known = newest,
+            "the database schema is newer than this hpa-tier knows; carrying on, as \
+             migrations only ever add"
+        );
+    }
+    let mut applied = vec![];
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for s in m.statements {
+            conn.query_drop(*s).await?;
+        }
+        conn.exec_drop(
+            "INSERT INTO hpa_tier_schema (version, description, applied_at) \
+             VALUES (?, ?, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE version = version",
+            (m.version, m.description),
+        )
+        .await?;
+        applied.push(m);
+    }
+    Ok(applied)
+}
+
+impl RunStore for MysqlStore {
+    async fn try_lock(&self, name: &str) -> Result<bool, StoreError> {
+        if self.read_only {
+            return Ok(true);
+        }
+        let name = lock_name("run", &self.database, name);
+        let mut held = self.lock.lock().await;
+        if held.names.contains(&name) {
+            return Ok(true);
+        }
+        if held.conn.is_none() {
+            let conn = self
+                .bounded(self.timeout, Conn::new(self.opts.clone()))
+                .await?;
+            held.conn = Some(conn);
+        }
+        let conn = held.conn.as_mut().expect("set above");
+        let got: Option<Option<i64>> = self
+            .bounded(
+                self.timeout,
+                conn.exec_first("SELECT GET_LOCK(?, 0)", (name.as_str(),)),
+            )
+            .await?;
+        match got.flatten() {
+            Some(1) => {
+                held.names.push(name);
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(StoreError::Query(format!(
+                "MySQL {}: GET_LOCK({name}) returned NULL (the server could not take the lock)",
+                self.target
+            ))),
+        }
+    }
+
+    async fn history(&self, since: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
+        let cluster = Value::from(self.scope.as_str());
+        let since = datetime_value(since)?;
+        let mut before = self
+            .select(
+                &format!(
+                    "SELECT {COLUMNS} FROM hpa_tier_runs WHERE cluster = ? AND started_at < ? \
+                     ORDER BY started_at DESC, id DESC LIMIT 1"
+                ),
+                vec![cluster.clone(), since.clone()],
+            )
+            .await?;
+        let within = self
+            .select(
+                &format!(
+                    "SELECT {COLUMNS} FROM hpa_tier_runs WHERE cluster = ? AND started_at >= ? \
+                     ORDER BY started_at, id"
+                ),
+                vec![cluster, since],
+            )
+            .await?;
+        before.extend(within);
+        Ok(before)
+    }
+
+    async fn last_upgrade(&self) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self
+            .select(
+                &format!(
+                    "SELECT {COLUMNS} FROM hpa_tier_runs WHERE cluster = ? AND command = ? \
+                     AND outcome IN (?, ?, ?) ORDER BY started_at DESC, id DESC LIMIT 1"
+                ),
+                vec![
+                    Value::from(self.scope.as_str()),
+                    Value::from(CommandKind::Upgrade.as_str()),
+                    Value::from(Outcome::Applied.as_str()),
+                    Value::from(Outcome::Noop.as_str()),
+                    Value::from(Outcome::Partial.as_str()),
+                ],
+            )
+            .await?
+            .pop())
+    }
+
+    async fn latest(&self, n: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.select(
+            &format!(
+                "SELECT {COLUMNS} FROM hpa_tier_runs WHERE cluster = ? \
+                 ORDER BY started_at DESC, id DESC LIMIT ?"
+            ),
+            vec![Value::from(self.scope.as_str()), Value::from(n as u64)],
+        )
+        .await
+    }
+
+    async fn record(&self, record: &RunRecord) -> Result<Recorded, StoreError> {
+        if self.read_only {
+            return Err(StoreError::Query(
+                "the store is open read-only (--dry-run): nothing is recorded".into(),
+            ));
+        }
+        let params = insert_params(&self.scope, record)?;
+        let written = self
+            .bounded(self.timeout, async {
+                let mut conn = self.pool.get_conn().await?;
+                conn.exec_drop(INSERT, params).await
+            })
+            .await;
+        let Err(e) = written else {
+            return Ok(Recorded::Stored);
+        };
+        tracing::warn!(
+            error = %e,
+            spool = %self.spool.path().display(),
+            "the run record could not be written to MySQL; spooling it for the next run"
+        );
+        match self.spool.record(record).await {
+            Ok(_) => Ok(Recorded::Spooled),
+            Err(spool_err) => Err(StoreError::Io(format!(
+                "{e}; and spooling the record failed too: {spool_err}"
+            ))),
+        }
+    }
+
+    async fn close(self) {
+        let held = self.lock.into_inner();
+        if let Some(mut conn) = held.conn {
+            let released = tokio::time::timeout(self.timeout, async {
+                for name in &held.names {
+                    conn.exec_drop("SELECT RELEASE_LOCK(?)", (name.as_str(),))
+                        .await?;
+                }
+                conn.disconnect().await
+            })
+            .await;
+            // The server frees the lock with the connection anyway.
+            if !matches!(released, Ok(Ok(()))) {
+                tracing::debug!(mysql = %self.target, "the lock connection did not close cleanly");
+            }
+        }
+        match tokio::time::timeout(self.timeout, self.pool.disconnect()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(mysql = %self.target, error = %e, "closing the MySQL pool")
+            }
+            Err(_) => tracing::debug!(mysql = %self.target, "closing the MySQL pool timed out"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_values_round_trip_to_the_millisecond() {
+        let cases = [
+            ("2025-06-01T12:00:00Z", "2025-06-01T12:00:00Z"),
+            ("2025-06-01T12:00:00.123Z", "2025-06-01T12:00:00.123Z"),
+            ("2025-06-01T12:00:00.123456789Z", "2025-06-01T12:00:00.123Z"),
+            ("2025-06-01T14:00:00.999+02:00", "2025-06-01T12:00:00.999Z"),
+            ("1999-12-31T23:59:59.999Z", "1999-12-31T23:59:59.999Z"),
+        ];
+        for (input, want) in cases {
+            let ts: Timestamp = input.parse().unwrap();
+            let v = datetime_value(ts).unwrap();
+            let back = timestamp_of(&v).unwrap();
+            assert_eq!(back, want.parse::<Timestamp>().unwrap(), "{input}");
+        }
+    }
+
+    #[test]
+    fn datetime_values_are_utc_fields() {
+        let ts: Timestamp = "2025-06-01T14:30:05.042+02:00".parse().unwrap();
+        assert_eq!(
+            datetime_value(ts).unwrap(),
+            Value::Date(2025, 6, 1, 12, 30, 5, 42_000)
+        );
+        let text = Value::Bytes(b"2025-06-01 12:30:05.042".to_vec());
+        assert_eq!(timestamp_of(&text).unwrap(), ts);
+        assert!(timestamp_of(&Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn instants_outside_datetime_are_refused() {
+        let ts: Timestamp = "0999-12-31T23:59:59Z".parse().unwrap();
+        let e = datetime_value(ts).unwrap_err().to_string();
+        assert!(e.contains("1000-9999"), "{e}");
+    }
+
+    #[test]
+    fn lock_names_fit_mysql_and_stay_distinct() {
+        let cases = [
+            ("run", "hpa_tier", "prod", "hpa-tier:run:hpa_tier:prod"),
+            ("schema", "hpa_tier", "", "hpa-tier:schema:hpa_tier:"),
+        ];
+        for (kind, db, name, want) in cases {
+            assert_eq!(lock_name(kind, db, name), want);
+        }
+        let arn = "arn:aws:eks:us-east-2:123456789012:cluster/a-very-long-cluster-name";
+        let long = lock_name("run", "hpa_tier", arn);
+        assert!(long.len() <= 64, "{long}");
+        assert!(long.starts_with("hpa-tier:run:"), "{long}");
+        assert_eq!(long, lock_name("run", "hpa_tier", arn), "stable");
+        assert_ne!(long, lock_name("run", "hpa_tier", &format!("{arn}2")));
+        assert_ne!(long, lock_name("run", "other_db", arn));
+    }
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.description);
+            assert!(!m.statements.is_empty());
+            for s in m.statements {
+                assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn insert_params_map_every_field() {
+        let now: Timestamp = "2025-06-01T12:00:00.5Z".parse().unwrap();
+        let mut r = RunRecord::check_needing(2000, 1000, now, 0);
+        r.detail = serde_json::json!({"k": [1, 2]});
+        r.notified = vec!["blocked:2000".into()];
+        let p = insert_params("prod", &r).unwrap();
+        assert_eq!(p.len(), INSERT.matches('?').count());
+        assert_eq!(p[0], Value::from("prod"));
+        assert_eq!(p[1], Value::from(r.run_id.as_str()));
+        assert_eq!(p[2], Value::Date(2025, 6, 1, 12, 0, 0, 500_000));
+        assert_eq!(p[4], Value::from("check"));
+        assert_eq!(p[6], Value::from(2000u32));
+        assert_eq!(p[8], Value::from(1000u32));
+        assert_eq!(p[11], Value::from(r#"{"k":[1,2]}"#));
+        assert_eq!(p[12], Value::NULL);
+        assert_eq!(p[13], Value::from(r#"["blocked:2000"]"#));
+    }
+
+    #[test]
+    fn server_error_hints_name_the_key_to_fix() {
+        assert!(hint(1045).contains("mysql_pwd"));
+        assert!(hint(1049).contains("mysql_db"));
+        assert!(hint(1142).contains("grant"));
+        assert_eq!(hint(1064), "");
+    }
+}
