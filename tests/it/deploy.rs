@@ -1168,11 +1168,8 @@ fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user(
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        // cron.d variable assignments (SHELL=, PATH=) are not jobs.
-        .filter(|l| {
-            let first = l.split_whitespace().next().unwrap();
-            !(first.contains('=') && !first.starts_with('*'))
-        })
+        // A job starts with its schedule; SHELL=, PATH= lines are settings.
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@'))
         .collect();
     let line = Manifests::only(&lines, "job line");
     let fields: Vec<&str> = line.split_whitespace().collect();
