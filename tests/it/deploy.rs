@@ -239,8 +239,8 @@ fn volume<'a>(pod: &'a PodSpec, name: &str) -> &'a Volume {
         .unwrap_or_else(|| panic!("no volume `{name}`"))
 }
 
-/// The pod's path of a file in a mounted volume: `(volume, mount path)` of
-/// the mount holding `path`.
+/// The volume a path of the container lies on, and where that volume is
+/// mounted (the deepest mount holding `path`).
 fn mount_of<'a>(pod: &'a PodSpec, path: &Path) -> (&'a Volume, &'a Path) {
     let c = Manifests::only(&pod.containers, "container");
     let m = c
