@@ -10,6 +10,8 @@ mod architecture;
 mod cli_config;
 /// Reading and patching HPAs over the Kubernetes stand-in; kubectl against it.
 mod cluster;
+/// The deploy files (kustomize, IAM, Docker, cron, systemd) agree with the binary and each other.
+mod deploy;
 /// The built binary, as cron runs it, against everything at once.
 mod e2e;
 /// Feishu notifications over the Feishu stand-in.

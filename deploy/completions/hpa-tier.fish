@@ -1,0 +1,70 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_hpa_tier_global_optspecs
+    string join \n c/config= dry-run o/output= v/verbose h/help V/version
+end
+
+function __fish_hpa_tier_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_hpa_tier_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_hpa_tier_using_subcommand
+    set -l cmd (__fish_hpa_tier_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
+json\t'One JSON document, for CI and scripts'"
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -s V -l version -d 'Print version'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "check" -d 'One control pass: read users, pick the tier, check prerequisites, patch the HPAs, record, notify. What cron runs'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "upgrade" -d 'Move to the tier of exactly CAPACITY (e.g. before a known event)'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "status" -d 'Where things stand: current tier, each HPA, prerequisites, hold, last runs'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "tiers" -d 'The validated tier table, inherited prerequisites filled in'
+complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -l users -d 'Use N online users instead of the metric source (what-if, drills, CI)' -r
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
+json\t'One JSON document, for CI and scripts'"
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -l hold -d 'Keep later `check` runs from stepping below this tier for this long (e.g. 90m, 2h, 1d)' -r
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
+json\t'One JSON document, for CI and scripts'"
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -l force -d 'Skip the prerequisite check. The database or cache may then be too small for the pods you add'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand status" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand status" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
+json\t'One JSON document, for CI and scripts'"
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand status" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand status" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand tiers" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand tiers" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
+json\t'One JSON document, for CI and scripts'"
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand tiers" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand tiers" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand tiers" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand help; and not __fish_seen_subcommand_from check upgrade status tiers help" -f -a "check" -d 'One control pass: read users, pick the tier, check prerequisites, patch the HPAs, record, notify. What cron runs'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand help; and not __fish_seen_subcommand_from check upgrade status tiers help" -f -a "upgrade" -d 'Move to the tier of exactly CAPACITY (e.g. before a known event)'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand help; and not __fish_seen_subcommand_from check upgrade status tiers help" -f -a "status" -d 'Where things stand: current tier, each HPA, prerequisites, hold, last runs'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand help; and not __fish_seen_subcommand_from check upgrade status tiers help" -f -a "tiers" -d 'The validated tier table, inherited prerequisites filled in'
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand help; and not __fish_seen_subcommand_from check upgrade status tiers help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
