@@ -31,7 +31,10 @@ pub trait RunStore: Send + Sync {
     /// Writes one record. Idempotent on `run_id`. A record MySQL could not
     /// take is spooled to `state_file` (`Recorded::Spooled`): it is kept, but
     /// not where it belongs yet, so the run must still exit 1.
-    fn record(&self, record: &RunRecord) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+    fn record(
+        &self,
+        record: &RunRecord,
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
     /// Releases the lock and closes connections.
     fn close(self) -> impl Future<Output = ()> + Send;
 }
