@@ -72,14 +72,19 @@ impl KubeCluster {
                         ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e)))
                     })?
             }
-            Source::InCluster => Config::incluster().map_err(|e| {
+            Source::InCluster => {
+                if let Some(c) = &settings.context {
+                    tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
+                }
+                Config::incluster().map_err(|e| {
                 ClusterError::Api(format!(
                     "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
                      set kube_file_path to a kubeconfig",
                     tried(settings),
                     chain(&e)
                 ))
-            })?,
+            })?
+            }
         };
         let server = config
             .cluster_url
@@ -97,9 +102,12 @@ impl KubeCluster {
         let build = tokio::task::spawn_blocking(move || Client::try_from(config));
         let client = match tokio::time::timeout(timeout, build).await {
             Err(_) => {
+                let what = match exec.and_then(|e| e.command) {
+                    Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
+                    None => "building the Kubernetes client".into(),
+                };
                 return Err(ClusterError::Timeout(format!(
-                    "the kubeconfig's exec credential plugin `{}` did not finish within {}s (timeout_seconds)",
-                    exec.and_then(|e| e.command).unwrap_or_default(),
+                    "{what} did not finish within {}s (timeout_seconds)",
                     timeout.as_secs_f64()
                 )));
             }

@@ -1843,6 +1843,33 @@ mod tests {
     }
 
     #[test]
+    fn seed_files_take_several_documents_and_lists() {
+        let path = std::env::temp_dir().join(format!("kube-seed-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: a, namespace: x}\n\
+             spec: {scaleTargetRef: {kind: Deployment, name: a}, maxReplicas: 3}\n---\n\
+             apiVersion: v1\nkind: List\nitems:\n\
+             - {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, metadata: {name: b},\n\
+             \x20  spec: {scaleTargetRef: {kind: Deployment, name: b}, minReplicas: 2, maxReplicas: 4}}\n",
+        )
+        .unwrap();
+        let docs = load_seed(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(docs.len(), 2);
+        let mut st = Store::default();
+        for d in docs {
+            admit(&mut st, d, None).unwrap();
+        }
+        let b = &st.objects[&("default".to_string(), "b".to_string())];
+        assert_eq!(b["status"]["desiredReplicas"], 2);
+        assert_eq!(
+            st.objects[&("x".to_string(), "a".to_string())]["spec"]["minReplicas"],
+            1
+        );
+    }
+
+    #[test]
     fn requests_map_to_rbac_verbs() {
         let r = |method: &str, path: &str, query: &str| LoggedRequest {
             method: method.into(),
