@@ -1,1 +1,856 @@
-//! (in progress)
+//! The `Cluster` port over the Kubernetes API (kube-rs): finds the
+//! kubeconfig the way the Python tool and kubectl do, reads the managed
+//! HorizontalPodAutoscalers and patches them, one HPA at a time but all of
+//! them concurrently.
+//!
+//! Round trips matter (the API server is far away, the run is on a clock):
+//! `connect` makes no request at all (no discovery), `read` is one GET per
+//! HPA, and `apply` is one PATCH per HPA — it reuses the resourceVersion
+//! `read` saw as the optimistic lock instead of reading again. Only a 409
+//! costs a re-read. kube-rs's own retry layer is off: every call is bounded
+//! by the configured timeout, and the only retry is the conflict loop here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+use super::{Cluster, ClusterError};
+use crate::config::KubeSettings;
+use crate::hpa::{CAPACITY_ANNOTATION, Condition, Hpa, HpaPatch, HpaRef};
+
+/// Requests in flight at once. The largest deployment (ten namespaces × six
+/// services) fits in one wave; an API server takes this without throttling.
+const CONCURRENCY: usize = 64;
+/// Patches tried per HPA before a persistent 409 is reported.
+const ATTEMPTS: u32 = 5;
+
+/// A connection to one cluster (one kubeconfig context).
+pub struct KubeCluster {
+    client: Client,
+    timeout: Duration,
+    /// The API server URL, for messages.
+    server: String,
+    /// resourceVersion of every HPA last seen, keyed by (namespace, name):
+    /// the optimistic lock of the next patch, so `apply` needs no GET.
+    seen: Mutex<HashMap<(String, String), String>>,
+}
+
+impl KubeCluster {
+    /// Loads the kubeconfig (or the in-cluster service account) and builds
+    /// the client. Runs the kubeconfig's exec credential plugin, if any (EKS:
+    /// `aws eks get-token`), bounded by `timeout`. Sends no request.
+    pub async fn connect(settings: &KubeSettings, timeout: Duration) -> Result<Self, ClusterError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let source = kubeconfig_source(settings, &env, &|p| p.is_file());
+        if let Some(p) = &settings.kubeconfig
+            && source != Source::Files(vec![p.clone()])
+        {
+            tracing::info!(path = %p.display(), using = %source, "kube_file_path does not exist; using the standard inference");
+        }
+        let mut config = match &source {
+            Source::Files(paths) => {
+                let paths = paths.clone();
+                let kubeconfig = tokio::task::spawn_blocking(move || load_kubeconfig(&paths))
+                    .await
+                    .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
+                check_context(&kubeconfig, settings.context.as_deref(), &source)?;
+                let options = KubeConfigOptions {
+                    context: settings.context.clone(),
+                    ..KubeConfigOptions::default()
+                };
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| {
+                        ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e)))
+                    })?
+            }
+            Source::InCluster => {
+                if let Some(c) = &settings.context {
+                    tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
+                }
+                Config::incluster().map_err(|e| {
+                ClusterError::Api(format!(
+                    "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
+                     set kube_file_path to a kubeconfig",
+                    tried(settings),
+                    chain(&e)
+                ))
+            })?
+            }
+        };
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        // Our own timeout and conflict retry are the policy; kube's retry
+        // layer would stretch a call past timeout_seconds on 503s.
+        config.default_retry = false;
+        config.connect_timeout = Some(timeout);
+        tracing::debug!(%server, %source, context = ?settings.context, "Kubernetes client");
+
+        // Building the client runs the exec credential plugin synchronously.
+        let exec = config.auth_info.exec.clone();
+        let build = tokio::task::spawn_blocking(move || Client::try_from(config));
+        let client = match tokio::time::timeout(timeout, build).await {
+            Err(_) => {
+                let what = match exec.and_then(|e| e.command) {
+                    Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
+                    None => "building the Kubernetes client".into(),
+                };
+                return Err(ClusterError::Timeout(format!(
+                    "{what} did not finish within {}s (timeout_seconds)",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(ClusterError::Api(format!(
+                    "building the Kubernetes client: {e}"
+                )));
+            }
+            Ok(Ok(Err(e))) => return Err(ClusterError::Api(client_error(&e, exec.as_ref()))),
+            Ok(Ok(Ok(c))) => c,
+        };
+        Ok(KubeCluster {
+            client,
+            timeout,
+            server,
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn api(&self, id: &HpaRef) -> Api<HorizontalPodAutoscaler> {
+        Api::namespaced(self.client.clone(), &id.namespace)
+    }
+
+    /// One API call under the timeout.
+    async fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(r) => r.map_err(Failure::Kube),
+        }
+    }
+
+    fn describe(&self, id: &HpaRef, verb: &str, f: Failure) -> ClusterError {
+        describe(id, verb, &f, self.timeout, &self.server)
+    }
+
+    fn remember(&self, id: &HpaRef, k: &HorizontalPodAutoscaler) {
+        if let Some(rv) = &k.metadata.resource_version {
+            self.seen
+                .lock()
+                .unwrap()
+                .insert((id.namespace.clone(), id.name.clone()), rv.clone());
+        }
+    }
+
+    fn last_seen(&self, id: &HpaRef) -> Option<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .get(&(id.namespace.clone(), id.name.clone()))
+            .cloned()
+    }
+
+    /// GET, refusing a KEDA-owned HPA; remembers the resourceVersion.
+    async fn get(&self, id: &HpaRef) -> Result<(Hpa, String), ClusterError> {
+        let api = self.api(id);
+        let k = self
+            .call(api.get(&id.name))
+            .await
+            .map_err(|f| self.describe(id, "get", f))?;
+        let hpa = hpa_from_k8s(id, &k)?;
+        self.remember(id, &k);
+        Ok((hpa, k.metadata.resource_version.unwrap_or_default()))
+    }
+
+    async fn read_one(&self, id: &HpaRef) -> Result<Hpa, ClusterError> {
+        self.get(id).await.map(|(hpa, _)| hpa)
+    }
+
+    async fn apply_one(&self, p: &HpaPatch) -> Result<Hpa, ClusterError> {
+        let id = &p.id;
+        let mut rv = match self.last_seen(id) {
+            Some(rv) => rv,
+            None => self.get(id).await?.1,
+        };
+        let mut max = p.max;
+        let api = self.api(id);
+        let mut attempt = 1;
+        loop {
+            let body = merge_patch(p, &rv, max);
+            let answer = self
+                .call(api.patch(&id.name, &PatchParams::default(), &Patch::Merge(&body)))
+                .await;
+            match answer {
+                Ok(k) => {
+                    self.remember(id, &k);
+                    return hpa_from_k8s(id, &k);
+                }
+                Err(Failure::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                    if attempt == ATTEMPTS {
+                        return Err(ClusterError::Conflict {
+                            hpa: id.to_string(),
+                            attempts: ATTEMPTS,
+                        });
+                    }
+                    tracing::info!(hpa = %id, attempt, "conflict: someone else changed the HPA; reading it again");
+                    let (fresh, fresh_rv) = self.get(id).await?;
+                    rv = fresh_rv;
+                    // The other writer may have lowered maxReplicas below our
+                    // min; the API server would refuse min > max.
+                    if p.max.is_none() && fresh.max < p.min {
+                        max = Some(p.min);
+                    }
+                    attempt += 1;
+                }
+                Err(f) => return Err(self.describe(id, "patch", f)),
+            }
+        }
+    }
+}
+
+impl Cluster for KubeCluster {
+    async fn read(&self, hpas: &[HpaRef]) -> Vec<Result<Hpa, ClusterError>> {
+        // The futures are built before the stream so that no closure over a
+        // borrowed lifetime ends up in it (which would defeat the Send proof).
+        let calls: Vec<_> = hpas.iter().map(|id| self.read_one(id)).collect();
+        futures::stream::iter(calls)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    async fn apply(&self, patches: &[HpaPatch]) -> Vec<Result<Hpa, ClusterError>> {
+        let calls: Vec<_> = patches.iter().map(|p| self.apply_one(p)).collect();
+        futures::stream::iter(calls)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pure pieces.
+
+/// KEDA creates (and keeps reconciling) the HPA of a ScaledObject.
+fn keda_owner(k: &HorizontalPodAutoscaler) -> Option<&str> {
+    k.metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|o| o.kind == "ScaledObject" && o.api_version.starts_with("keda.sh/"))
+        .map(|o| o.name.as_str())
+}
+
+/// The domain view of an HPA; refuses one that KEDA owns.
+pub(crate) fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<Hpa, ClusterError> {
+    if let Some(so) = keda_owner(k) {
+        return Err(ClusterError::ForeignOwner(format!(
+            "HPA {id} belongs to the KEDA ScaledObject `{so}` (ownerReference): KEDA would revert any change made to it. \
+             Size it through the ScaledObject's minReplicaCount/maxReplicaCount, or remove service `{}` from `services`",
+            id.service
+        )));
+    }
+    let replicas = |n: i32| u32::try_from(n).unwrap_or(0);
+    let spec = k.spec.as_ref();
+    let status = k.status.as_ref();
+    Ok(Hpa {
+        id: id.clone(),
+        // The API server defaults an absent minReplicas to 1.
+        min: spec.and_then(|s| s.min_replicas).map_or(1, replicas),
+        max: spec.map_or(0, |s| replicas(s.max_replicas)),
+        current_replicas: status.and_then(|s| s.current_replicas).map(replicas),
+        desired_replicas: status.map(|s| replicas(s.desired_replicas)),
+        capacity_annotation: k
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CAPACITY_ANNOTATION))
+            .cloned(),
+        conditions: status
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| Condition {
+                kind: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .collect(),
+        target: spec.map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name)),
+    })
+}
+
+/// The JSON merge patch for one HPA: the annotation, the resourceVersion the
+/// change is based on (a concurrent edit then answers 409), minReplicas and,
+/// when it must change, maxReplicas. Nothing else: metrics and behavior stay.
+fn merge_patch(p: &HpaPatch, resource_version: &str, max: Option<u32>) -> Value {
+    let mut spec = json!({ "minReplicas": p.min });
+    if let Some(max) = max {
+        spec["maxReplicas"] = json!(max);
+    }
+    json!({
+        "metadata": {
+            "annotations": { CAPACITY_ANNOTATION: p.capacity.to_string() },
+            "resourceVersion": resource_version,
+        },
+        "spec": spec,
+    })
+}
+
+/// Where the client configuration comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    /// Kubeconfig files, merged in order (KUBECONFIG may list several).
+    Files(Vec<PathBuf>),
+    /// The pod's service account.
+    InCluster,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Files(p) => {
+                let names: Vec<String> = p.iter().map(|p| p.display().to_string()).collect();
+                f.write_str(&names.join(":"))
+            }
+            Source::InCluster => f.write_str("in-cluster service account"),
+        }
+    }
+}
+
+/// `kube_file_path` when that file exists; otherwise the standard inference:
+/// the existing files of `KUBECONFIG`, else `~/.kube/config`, else in-cluster.
+fn kubeconfig_source(
+    settings: &KubeSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Source {
+    if let Some(p) = settings.kubeconfig.as_ref().filter(|p| exists(p)) {
+        return Source::Files(vec![p.clone()]);
+    }
+    if let Some(list) = env("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let files: Vec<PathBuf> = std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty() && exists(p))
+            .collect();
+        if !files.is_empty() {
+            return Source::Files(files);
+        }
+    }
+    if let Some(home) = env("HOME").filter(|h| !h.is_empty()) {
+        let p = Path::new(&home).join(".kube").join("config");
+        if exists(&p) {
+            return Source::Files(vec![p]);
+        }
+    }
+    Source::InCluster
+}
+
+/// What `kubeconfig_source` looked at, for the error when nothing was there.
+fn tried(settings: &KubeSettings) -> String {
+    let mut places = vec![];
+    if let Some(p) = &settings.kubeconfig {
+        places.push(format!("kube_file_path {} does not exist", p.display()));
+    }
+    places.push(match std::env::var("KUBECONFIG") {
+        Ok(v) if !v.is_empty() => format!("none of KUBECONFIG={v} exists"),
+        _ => "KUBECONFIG is unset".into(),
+    });
+    places.push("no ~/.kube/config".into());
+    places.join(", ")
+}
+
+/// Reads and merges kubeconfig files (blocking file I/O).
+fn load_kubeconfig(paths: &[PathBuf]) -> Result<Kubeconfig, ClusterError> {
+    let mut merged: Option<Kubeconfig> = None;
+    for p in paths {
+        let k = Kubeconfig::read_from(p).map_err(|e| {
+            ClusterError::Api(format!(
+                "cannot read kubeconfig {}: {}",
+                p.display(),
+                chain(&e)
+            ))
+        })?;
+        merged = Some(match merged {
+            None => k,
+            Some(m) => m.merge(k).map_err(|e| {
+                ClusterError::Api(format!(
+                    "cannot merge kubeconfig {}: {}",
+                    p.display(),
+                    chain(&e)
+                ))
+            })?,
+        });
+    }
+    merged.ok_or_else(|| ClusterError::Api("no kubeconfig file to read".into()))
+}
+
+/// kube's own "failed to load current context" does not say which contexts
+/// there are; the operator needs that to fix cluster_context.
+fn check_context(
+    k: &Kubeconfig,
+    context: Option<&str>,
+    source: &Source,
+) -> Result<(), ClusterError> {
+    let names = || {
+        let n: Vec<&str> = k.contexts.iter().map(|c| c.name.as_str()).collect();
+        if n.is_empty() {
+            "none".to_string()
+        } else {
+            n.join(", ")
+        }
+    };
+    match context.or(k.current_context.as_deref()) {
+        Some(c) if k.contexts.iter().any(|n| n.name == c) => Ok(()),
+        Some(c) => Err(ClusterError::Api(format!(
+            "kubeconfig {source} has no context `{c}` (it has: {}); check cluster_context and eks_cluster_name",
+            names()
+        ))),
+        None => Err(ClusterError::Api(format!(
+            "kubeconfig {source} sets no current-context: set cluster_context to one of: {}",
+            names()
+        ))),
+    }
+}
+
+/// Why a call did not produce an answer.
+#[derive(Debug)]
+enum Failure {
+    Timeout,
+    Kube(kube::Error),
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out = format!("{out}: {s}");
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// The per-HPA error for a failed call, naming the HPA, the cause and what
+/// to do about it.
+fn describe(id: &HpaRef, verb: &str, f: &Failure, timeout: Duration, server: &str) -> ClusterError {
+    let ns = &id.namespace;
+    let e = match f {
+        Failure::Timeout => {
+            return ClusterError::Timeout(format!(
+                "HPA {id}: the API server at {server} did not answer the {verb} within {}s (timeout_seconds)",
+                timeout.as_secs_f64()
+            ));
+        }
+        Failure::Kube(e) => e,
+    };
+    match e {
+        kube::Error::Api(s) => {
+            let msg = s.message.trim();
+            match s.code {
+                404 if s.details.as_ref().is_none_or(|d| d.name.is_empty()) => {
+                    ClusterError::Api(format!(
+                        "HPA {id}: the API server at {server} does not serve autoscaling/v2 HorizontalPodAutoscalers \
+                     (404 on {verb}: {msg}); Kubernetes 1.23 or later is needed"
+                    ))
+                }
+                404 => ClusterError::NotFound(id.to_string()),
+                403 => ClusterError::Forbidden(format!(
+                    "HPA {id}: RBAC forbids `{verb}` on horizontalpodautoscalers (API group autoscaling) in namespace {ns}: \
+                     grant that verb to the identity of this kubeconfig in a Role bound in {ns} \
+                     (hpa-tier needs get and patch). API server: {msg}"
+                )),
+                401 => ClusterError::Api(format!(
+                    "HPA {id}: the API server at {server} rejected the credentials (401 Unauthorized): the kubeconfig's \
+                     token, or the one its exec plugin (e.g. `aws eks get-token`) produced, is missing, expired or for \
+                     another cluster"
+                )),
+                422 => ClusterError::Rejected(format!(
+                    "HPA {id}: the API server rejected the {verb}: {msg}"
+                )),
+                409 => ClusterError::Conflict {
+                    hpa: id.to_string(),
+                    attempts: 1,
+                },
+                429 => ClusterError::Api(format!(
+                    "HPA {id}: the API server at {server} is throttling requests (429 on {verb}): {msg}"
+                )),
+                code => ClusterError::Api(format!(
+                    "HPA {id}: the API server at {server} answered the {verb} with {code} {}: {msg}",
+                    s.reason
+                )),
+            }
+        }
+        kube::Error::SerdeError(e) => ClusterError::Api(format!(
+            "HPA {id}: the answer to the {verb} is not an autoscaling/v2 HorizontalPodAutoscaler: {e}"
+        )),
+        kube::Error::Auth(e) => ClusterError::Api(format!(
+            "HPA {id}: getting credentials for the API server failed: {}",
+            chain(e)
+        )),
+        e => ClusterError::Api(format!(
+            "HPA {id}: cannot {verb} it at the API server {server}: {}",
+            chain(e)
+        )),
+    }
+}
+
+/// Why the client could not be built; exec plugin failures name the plugin
+/// and show its stderr (never its stdout, which would carry a token).
+fn client_error(e: &kube::Error, exec: Option<&kube::config::ExecConfig>) -> String {
+    use kube::client::AuthError;
+    let cmd = exec
+        .and_then(|x| x.command.clone())
+        .unwrap_or_else(|| "?".into());
+    let hint = exec
+        .and_then(|x| x.install_hint.as_deref())
+        .map(|h| format!(" ({})", h.trim()))
+        .unwrap_or_default();
+    match e {
+        kube::Error::Auth(AuthError::AuthExecStart(io)) => {
+            format!("cannot start the kubeconfig's exec credential plugin `{cmd}`: {io}{hint}")
+        }
+        kube::Error::Auth(AuthError::AuthExecRun { out, .. }) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr.trim();
+            format!(
+                "the kubeconfig's exec credential plugin `{cmd}` failed ({}){}",
+                out.status,
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {stderr}")
+                }
+            )
+        }
+        kube::Error::Auth(a) => format!(
+            "the kubeconfig's credentials are unusable (exec plugin `{cmd}`): {}",
+            chain(a)
+        ),
+        e => format!("building the Kubernetes client: {}", chain(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(service: &str, namespace: &str, name: &str) -> HpaRef {
+        HpaRef {
+            service: service.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn k8s(v: Value) -> HorizontalPodAutoscaler {
+        serde_json::from_value(v).expect("a valid HPA")
+    }
+
+    fn web_json() -> Value {
+        json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": { "name": "web", "namespace": "prod", "resourceVersion": "7",
+                          "annotations": { "hpa-tier/capacity": "1000", "other": "x" } },
+            "spec": {
+                "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web-app" },
+                "minReplicas": 3, "maxReplicas": 12,
+            },
+            "status": {
+                "currentReplicas": 4, "desiredReplicas": 5,
+                "conditions": [
+                    { "type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "ok" },
+                    { "type": "ScalingActive", "status": "True", "reason": "ValidMetricFound" },
+                    { "type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange", "message": "in range" },
+                ],
+            },
+        })
+    }
+
+    #[test]
+    fn an_hpa_converts_to_the_domain_view() {
+        let web = id("web", "prod", "web");
+        let bare = json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": { "name": "web", "namespace": "prod" },
+            "spec": { "scaleTargetRef": { "kind": "StatefulSet", "name": "db" }, "maxReplicas": 4 },
+        });
+        let mut other_owner = web_json();
+        other_owner["metadata"]["ownerReferences"] =
+            json!([{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u" }]);
+        let cond = |kind: &str, status: &str, reason: &str, message: Option<&str>| Condition {
+            kind: kind.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: message.map(str::to_string),
+        };
+        let full = Hpa {
+            id: web.clone(),
+            min: 3,
+            max: 12,
+            current_replicas: Some(4),
+            desired_replicas: Some(5),
+            capacity_annotation: Some("1000".into()),
+            conditions: vec![
+                cond("AbleToScale", "True", "ReadyForNewScale", Some("ok")),
+                cond("ScalingActive", "True", "ValidMetricFound", None),
+                cond(
+                    "ScalingLimited",
+                    "False",
+                    "DesiredWithinRange",
+                    Some("in range"),
+                ),
+            ],
+            target: Some("Deployment/web-app".into()),
+        };
+        let cases = [
+            ("everything set", web_json(), full.clone()),
+            ("an unrelated owner is fine", other_owner, full),
+            (
+                "absent minReplicas is 1, no status yet",
+                bare,
+                Hpa {
+                    id: web.clone(),
+                    min: 1,
+                    max: 4,
+                    current_replicas: None,
+                    desired_replicas: None,
+                    capacity_annotation: None,
+                    conditions: vec![],
+                    target: Some("StatefulSet/db".into()),
+                },
+            ),
+        ];
+        for (what, input, want) in cases {
+            assert_eq!(hpa_from_k8s(&web, &k8s(input)).unwrap(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn an_hpa_owned_by_a_keda_scaled_object_is_refused() {
+        let mut v = web_json();
+        v["metadata"]["ownerReferences"] = json!([{
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "web-so",
+            "uid": "u", "controller": true,
+        }]);
+        let err = hpa_from_k8s(&id("web", "prod", "web"), &k8s(v)).unwrap_err();
+        let ClusterError::ForeignOwner(msg) = err else {
+            panic!("expected ForeignOwner, got {err:?}")
+        };
+        assert!(
+            msg.starts_with("HPA prod/web belongs to the KEDA ScaledObject `web-so`"),
+            "{msg}"
+        );
+        assert!(msg.contains("KEDA would revert"), "{msg}");
+    }
+
+    #[test]
+    fn the_merge_patch_names_only_min_max_when_needed_annotation_and_version() {
+        let p = HpaPatch {
+            id: id("web", "prod", "web"),
+            min: 6,
+            max: None,
+            capacity: 2000,
+        };
+        assert_eq!(
+            merge_patch(&p, "41", None),
+            json!({ "metadata": { "annotations": { "hpa-tier/capacity": "2000" }, "resourceVersion": "41" },
+                    "spec": { "minReplicas": 6 } })
+        );
+        assert_eq!(
+            merge_patch(&p, "42", Some(15)),
+            json!({ "metadata": { "annotations": { "hpa-tier/capacity": "2000" }, "resourceVersion": "42" },
+                    "spec": { "minReplicas": 6, "maxReplicas": 15 } })
+        );
+    }
+
+    #[test]
+    fn the_kubeconfig_comes_from_the_setting_then_kubeconfig_then_home_then_the_pod() {
+        let settings = |p: Option<&str>| KubeSettings {
+            kubeconfig: p.map(PathBuf::from),
+            context: None,
+        };
+        let files = |ps: &[&str]| Source::Files(ps.iter().map(PathBuf::from).collect());
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a [&'a str],
+            Source,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "setting exists",
+                Some("/k/c"),
+                Some("/e/1"),
+                &["/k/c", "/e/1"],
+                files(&["/k/c"]),
+            ),
+            (
+                "setting missing: KUBECONFIG",
+                Some("/k/c"),
+                Some("/e/1:/e/2:/e/3"),
+                &["/e/1", "/e/3"],
+                files(&["/e/1", "/e/3"]),
+            ),
+            (
+                "no setting: KUBECONFIG",
+                None,
+                Some("/e/1"),
+                &["/e/1"],
+                files(&["/e/1"]),
+            ),
+            (
+                "KUBECONFIG files all missing: home",
+                None,
+                Some("/e/1"),
+                &["/h/.kube/config"],
+                files(&["/h/.kube/config"]),
+            ),
+            (
+                "empty KUBECONFIG: home",
+                None,
+                Some(""),
+                &["/h/.kube/config"],
+                files(&["/h/.kube/config"]),
+            ),
+            (
+                "nothing: in cluster",
+                Some("/k/c"),
+                None,
+                &[],
+                Source::InCluster,
+            ),
+        ];
+        for (what, setting, kubeconfig_env, existing, want) in cases {
+            let env = |k: &str| match k {
+                "KUBECONFIG" => kubeconfig_env.map(str::to_string),
+                "HOME" => Some("/h".to_string()),
+                _ => None,
+            };
+            let exists = |p: &Path| existing.iter().any(|e| Path::new(e) == p);
+            assert_eq!(
+                kubeconfig_source(&settings(setting), &env, &exists),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    /// A `Status` as the API server sends it, parsed as kube does.
+    fn api_error(code: u16, reason: &str, message: &str, name: Option<&str>) -> Failure {
+        let mut v = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": code, "reason": reason, "message": message });
+        if let Some(n) = name {
+            v["details"] =
+                json!({ "name": n, "group": "autoscaling", "kind": "horizontalpodautoscalers" });
+        }
+        Failure::Kube(kube::Error::Api(Box::new(
+            serde_json::from_value(v).unwrap(),
+        )))
+    }
+
+    #[test]
+    fn failures_become_per_hpa_errors_that_say_what_to_do() {
+        let web = id("web", "prod", "web");
+        let t = Duration::from_secs(10);
+        let server = "https://eks.example";
+        let d = |verb: &str, f: Failure| describe(&web, verb, &f, t, server);
+
+        assert_eq!(
+            d(
+                "patch",
+                api_error(
+                    404,
+                    "NotFound",
+                    "horizontalpodautoscalers.autoscaling \"web\" not found",
+                    Some("web")
+                )
+            ),
+            ClusterError::NotFound("prod/web".into())
+        );
+        assert_eq!(
+            d(
+                "patch",
+                api_error(
+                    404,
+                    "NotFound",
+                    "horizontalpodautoscalers.autoscaling \"web\" not found",
+                    Some("web")
+                )
+            )
+            .to_string(),
+            "HPA prod/web not found"
+        );
+        let ClusterError::Api(msg) = d(
+            "get",
+            api_error(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            ),
+        ) else {
+            panic!()
+        };
+        assert!(msg.contains("does not serve autoscaling/v2"), "{msg}");
+
+        let ClusterError::Forbidden(msg) = d(
+            "patch",
+            api_error(403, "Forbidden", "User \"x\" cannot patch", Some("web")),
+        ) else {
+            panic!()
+        };
+        assert!(msg.starts_with("HPA prod/web: RBAC forbids `patch` on horizontalpodautoscalers (API group autoscaling) in namespace prod"), "{msg}");
+        assert!(msg.contains("User \"x\" cannot patch"), "{msg}");
+
+        let invalid = "HorizontalPodAutoscaler.autoscaling \"web\" is invalid: spec.maxReplicas: Invalid value: 10: must be greater than or equal to `minReplicas`";
+        assert_eq!(
+            d("patch", api_error(422, "Invalid", invalid, Some("web"))),
+            ClusterError::Rejected(format!(
+                "HPA prod/web: the API server rejected the patch: {invalid}"
+            ))
+        );
+        let ClusterError::Api(msg) = d(
+            "get",
+            api_error(500, "InternalError", "etcdserver: request timed out", None),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            msg,
+            "HPA prod/web: the API server at https://eks.example answered the get with 500 InternalError: etcdserver: request timed out"
+        );
+        let ClusterError::Api(msg) = d("get", api_error(401, "Unauthorized", "Unauthorized", None))
+        else {
+            panic!()
+        };
+        assert!(
+            msg.contains("rejected the credentials") && msg.contains("aws eks get-token"),
+            "{msg}"
+        );
+        assert_eq!(
+            d("get", Failure::Timeout),
+            ClusterError::Timeout(
+                "HPA prod/web: the API server at https://eks.example did not answer the get within 10s (timeout_seconds)".into()
+            )
+        );
+    }
+}
