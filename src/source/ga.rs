@@ -173,10 +173,10 @@ impl Inner {
     }
 
     fn access_token(&self, deadline: Instant) -> Result<Secret, MetricError> {
-        if let Some(t) = &*self.token.lock().unwrap() {
-            if Instant::now() < t.valid_until {
-                return Ok(t.value.clone());
-            }
+        if let Some(t) = &*self.token.lock().unwrap()
+            && Instant::now() < t.valid_until
+        {
+            return Ok(t.value.clone());
         }
         let a = &self.account;
         let what = format!("Google token endpoint {}", display_url(&a.token_uri));
@@ -456,10 +456,10 @@ fn users_in_report(body: &str) -> Result<u32, String> {
     let Value::Object(obj) = doc else {
         return Err("not a JSON object".into());
     };
-    if let Some(kind) = obj.get("kind") {
-        if kind != REPORT_KIND {
-            return Err(format!("kind is {kind}, not \"{REPORT_KIND}\""));
-        }
+    if let Some(kind) = obj.get("kind")
+        && kind != REPORT_KIND
+    {
+        return Err(format!("kind is {kind}, not \"{REPORT_KIND}\""));
     }
     let headers = obj
         .get("metricHeaders")
