@@ -277,7 +277,6 @@ impl RunReport {
                     Ok(()) => "applied".into(),
                     Err(e) => {
                         failed += 1;
-                        self.errors.push(format!("{}/{}: {e}", c.namespace, c.name));
                         format!("failed: {e}")
                     }
                 };

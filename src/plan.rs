@@ -135,6 +135,8 @@ pub struct Plan {
     /// `upgrade` refused: prerequisites not met (exit 3).
     pub refused: bool,
     pub errors: Vec<String>,
+    /// Managed HPAs that could not be read (`ns/name: why`): not moved this run.
+    pub unreadable: Vec<String>,
     /// Notices decided before applying (blocked, errors, above the top tier).
     pub notices: Vec<Notice>,
     pub message: String,
@@ -244,6 +246,7 @@ fn error_plan(users: Option<u32>, current: Option<Current>, what: &str, message:
         held_by: None,
         refused: false,
         errors: vec![message.clone()],
+        unreadable: vec![],
         notices: vec![Notice::Error {
             what: what.into(),
             message: message.clone(),
@@ -282,11 +285,12 @@ pub fn plan(inp: &Inputs) -> Plan {
         return error_plan(None, Some(current), "metric source", e.clone());
     }
 
-    let mut errors: Vec<String> = inp
+    let unreadable: Vec<String> = inp
         .unreadable
         .iter()
         .map(|(r, e)| format!("{r}: {e}"))
         .collect();
+    let mut errors = unreadable.clone();
     let mut notices = vec![];
     let mut blocked = None;
     let mut held_by = None;
@@ -448,6 +452,7 @@ pub fn plan(inp: &Inputs) -> Plan {
         held_by,
         refused,
         errors,
+        unreadable,
         notices,
         message,
     }
@@ -586,22 +591,20 @@ pub fn settle(
     tiers: &TierTable,
     command: &str,
 ) -> (Outcome, Vec<Notice>) {
-    let failed: Vec<String> = applied
+    let mut failed: Vec<String> = applied
         .iter()
         .filter_map(|(r, res)| res.as_ref().err().map(|e| format!("{r}: {e}")))
         .collect();
+    let patch_failures = failed.len();
+    failed.extend(plan.unreadable.iter().cloned());
     let succeeded = applied.iter().filter(|(_, r)| r.is_ok()).count();
     let mut notices = plan.notices.clone();
-    let outcome = if plan.outcome == Outcome::Error && failed.is_empty() {
-        Outcome::Error
-    } else if !failed.is_empty() || !plan.errors.is_empty() {
-        if succeeded > 0 {
-            Outcome::Partial
-        } else {
-            Outcome::Error
-        }
-    } else {
-        plan.outcome
+    let outcome = match plan.outcome {
+        // A run that could not decide (or verify) stays an error.
+        Outcome::Error => Outcome::Error,
+        _ if failed.is_empty() => plan.outcome,
+        _ if succeeded > 0 => Outcome::Partial,
+        _ => Outcome::Error,
     };
     if plan.tier_changes() && succeeded > 0 {
         let (from, to) = (
@@ -638,7 +641,11 @@ pub fn settle(
     } else if !failed.is_empty() {
         notices.push(Notice::Error {
             what: "Kubernetes".into(),
-            message: format!("patching HPAs failed: {}", failed.join("; ")),
+            message: format!(
+                "{} HPA(s) not at their tier ({patch_failures} patch(es) failed): {}",
+                failed.len(),
+                failed.join("; ")
+            ),
         });
     }
     (outcome, notices)

@@ -1,1 +1,1115 @@
-//! (in progress)
+//! The built binary, run the way cron runs it, against everything at once:
+//! the Google, Kubernetes and Feishu stand-ins, moto for RDS/ElastiCache and
+//! a fresh MariaDB database (or the file store). Each test builds its own
+//! `Rig`, so tests run in parallel without sharing state. Time passing (the
+//! scale-down window, a hold expiring) is simulated by moving recorded times
+//! back in the database, which is what the tool reads.
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::time::Duration;
+
+use hpa_tier_standins::feishu::Feishu;
+use hpa_tier_standins::google::{self, Google, ServiceAccount};
+use hpa_tier_standins::kube::{self, KubeAuth, KubeStandin};
+use mysql_async::prelude::Queryable;
+use serde::Deserialize;
+
+use crate::support::{self, FreshDb, moto, mysql_exec, stderr, stdout, unique};
+
+const AWS_SECRET: &str = "e2e-aws-secret-never-printed";
+const FEISHU_TOKEN: &str = "e2e-bot-token-never-printed";
+const FEISHU_SECRET: &str = "e2e-feishu-signing-secret";
+const MYSQL_PASSWORD: &str = "e2e-mysql-password-never-printed";
+
+/// The six services of config/example.yaml: (service, namespace, HPA).
+const SERVICES: [(&str, &str, &str); 6] = [
+    ("istio-ingress", "istio-system", "ingressgateway-hpa"),
+    ("gateway", "prod", "gateway"),
+    ("web", "prod", "web"),
+    ("hermes", "prod", "hermes"),
+    ("passport", "prod", "passport"),
+    ("project", "prod", "project"),
+];
+
+/// minReplicas per service of each tier of the built-in table.
+fn tier(capacity: u32) -> [u32; 6] {
+    match capacity {
+        600 => [2, 2, 2, 2, 2, 2],
+        1000 => [4, 2, 3, 4, 8, 2],
+        2000 => [6, 3, 6, 8, 12, 3],
+        3000 => [8, 4, 9, 12, 16, 4],
+        4000 => [10, 5, 12, 16, 20, 5],
+        5000 => [12, 6, 15, 20, 24, 6],
+        _ => panic!("no tier {capacity}"),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StoreKind {
+    Mysql,
+    File,
+}
+
+/// What a rig starts with.
+struct Setup {
+    store: StoreKind,
+    /// Aurora writer, then readers.
+    rds: Vec<&'static str>,
+    redis: &'static str,
+    scale_down_minutes: u32,
+    timeout_seconds: u32,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        // Big enough for every tier: the prerequisites never block.
+        Setup {
+            store: StoreKind::Mysql,
+            rds: vec!["db.r5.12xlarge", "db.r5.12xlarge"],
+            redis: "cache.c7gn.xlarge",
+            scale_down_minutes: 30,
+            timeout_seconds: 3,
+        }
+    }
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    google: Google,
+    kube: KubeStandin,
+    feishu: Feishu,
+    db: Option<FreshDb>,
+    mysql_user: String,
+    rds_members: Vec<String>,
+    config: String,
+    config_text: String,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(Setup::default())
+    }
+
+    fn with(setup: Setup) -> Rig {
+        let dir = support::tempdir();
+        let account = ServiceAccount::for_tests();
+        let google = Google::spawn(&account).unwrap();
+        let key_file = account.write_key_file(dir.path(), &google.token_uri());
+        let kube = KubeStandin::start();
+        kube.seed_all(kube::example_hpas());
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "e2e", &KubeAuth::None);
+        let feishu = Feishu::spawn(FEISHU_TOKEN, Some(FEISHU_SECRET));
+        let ((rds, members), redis) = block_on(async {
+            (
+                moto::aurora(&setup.rds).await,
+                moto::replication_group(setup.redis).await,
+            )
+        });
+        let (db, mysql_user, mysql) = match setup.store {
+            StoreKind::Mysql => {
+                let db = FreshDb::new();
+                let user = unique("e2e_");
+                mysql_exec(&format!(
+                    "CREATE USER '{user}'@'%' IDENTIFIED BY '{MYSQL_PASSWORD}'"
+                ));
+                mysql_exec(&format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.name));
+                let cfg = format!(
+                    "mysql_host: 127.0.0.1\nmysql_port: 3306\nmysql_user: {user}\nmysql_pwd: \"${{MYSQL_PWD}}\"\nmysql_db: {}\n",
+                    db.name
+                );
+                (Some(db), user, cfg)
+            }
+            StoreKind::File => (None, String::new(), "mysql_host: \"\"\n".to_string()),
+        };
+        let services: String = SERVICES
+            .iter()
+            .map(|(s, ns, hpa)| format!("  {s}: {{ hpa: {hpa}, namespace: {ns} }}\n"))
+            .collect();
+        let config_text = format!(
+            r#"property_id: "{property}"
+key_file_location: "{key_file}"
+ga_api_url: "{ga}"
+users: {{ source: ga, ga_minutes: 30 }}
+aws_region: "{region}"
+aws_access_key_id: "AKIAE2ETEST"
+aws_secret_access_key: "${{AWS_SECRET}}"
+aws_endpoint_url: "{moto}"
+rds_cluster_name: "{rds}"
+redis_oss_name: "{redis}"
+eks_cluster_name: "{cluster}"
+cluster_context: "e2e"
+kube_file_path: "{kubeconfig}"
+feishu_webhook_url: "{webhook}"
+feishu_secret: "${{FEISHU_SECRET}}"
+hpa_name: ingressgateway-hpa
+hpa_namespace: istio-system
+hpa_service_name: istio-ingress
+check_time: 5
+scale_down_minutes: {scale_down}
+notify_repeat_minutes: 60
+timeout_seconds: {timeout}
+state_file: "{state}"
+{mysql}services:
+{services}"#,
+            property = google::PROPERTY,
+            key_file = key_file.display(),
+            ga = google.url(),
+            region = moto::REGION,
+            moto = support::moto_url(),
+            kubeconfig = kubeconfig.display(),
+            webhook = feishu.webhook_url(),
+            scale_down = setup.scale_down_minutes,
+            timeout = setup.timeout_seconds,
+            state = dir.path().join("runs.jsonl").display(),
+            cluster = unique("e2e-"),
+        );
+        let config = support::write(dir.path(), "config.yaml", &config_text);
+        Rig {
+            dir,
+            google,
+            kube,
+            feishu,
+            db,
+            mysql_user,
+            rds_members: members,
+            config,
+            config_text,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AWS_SECRET", AWS_SECRET),
+            ("FEISHU_SECRET", FEISHU_SECRET),
+            ("MYSQL_PWD", MYSQL_PASSWORD),
+        ]
+    }
+
+    /// Runs `hpa-tier -c <config> ARGS` with the rig's environment.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-c", self.config.as_str()];
+        all.extend_from_slice(args);
+        support::run(&all, &self.env())
+    }
+
+    /// Rewrites the config (e.g. to point MySQL at a dead port).
+    fn set_config(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// minReplicas of the six HPAs, in `SERVICES` order.
+    fn mins(&self) -> [u32; 6] {
+        SERVICES.map(|(_, ns, name)| {
+            self.kube.hpa(ns, name).unwrap()["spec"]["minReplicas"]
+                .as_u64()
+                .unwrap() as u32
+        })
+    }
+
+    fn annotation(&self, ns: &str, name: &str) -> Option<String> {
+        self.kube.hpa(ns, name).unwrap()["metadata"]["annotations"]["hpa-tier/capacity"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Puts every HPA at `capacity`'s values (as if a past run had).
+    fn seed_tier(&self, capacity: u32) {
+        for ((_, ns, name), min) in SERVICES.iter().zip(tier(capacity)) {
+            self.kube.edit(ns, name, |h| {
+                h["spec"]["minReplicas"] = min.into();
+                h["spec"]["maxReplicas"] = (min.max(10) + 10).into();
+                h["metadata"]["annotations"]["hpa-tier/capacity"] = capacity.to_string().into();
+            });
+        }
+    }
+
+    fn patches(&self) -> usize {
+        self.kube
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    }
+
+    fn db_name(&self) -> &str {
+        &self.db.as_ref().expect("a MySQL rig").name
+    }
+
+    /// Rows of `hpa_tier_runs`, oldest first.
+    fn rows(&self) -> Vec<Row> {
+        let db = self.db_name().to_string();
+        block_on(async move {
+            let pool =
+                mysql_async::Pool::new(format!("{}/{db}", support::mysql_root_url()).as_str());
+            let mut c = pool.get_conn().await.unwrap();
+            let rows: Vec<RawRow> = c
+                .query(
+                    "SELECT command, users, needed_capacity, from_capacity, to_capacity, outcome, message, \
+                     CAST(detail AS CHAR) FROM hpa_tier_runs ORDER BY id",
+                )
+                .await
+                .unwrap_or_default();
+            drop(c);
+            pool.disconnect().await.unwrap();
+            rows.into_iter()
+                .map(
+                    |(command, users, needed, from, to, outcome, message, detail)| Row {
+                        command,
+                        users,
+                        needed,
+                        from,
+                        to,
+                        outcome,
+                        message,
+                        detail: serde_json::from_str(&detail).unwrap(),
+                    },
+                )
+                .collect()
+        })
+    }
+
+    fn sql(&self, sql: &str) {
+        mysql_exec(&format!("USE `{}`; {sql}", self.db_name()));
+    }
+
+    /// Moves every recorded time `minutes` into the past.
+    fn age_records(&self, minutes: u32) {
+        self.sql(&format!(
+            "UPDATE hpa_tier_runs SET started_at = started_at - INTERVAL {minutes} MINUTE, \
+             finished_at = finished_at - INTERVAL {minutes} MINUTE, \
+             hold_until = hold_until - INTERVAL {minutes} MINUTE"
+        ));
+    }
+
+    fn feishu_lines(&self) -> Vec<String> {
+        self.feishu.messages().iter().map(|m| m.line()).collect()
+    }
+
+    fn resize_reader(&self, class: &str) {
+        block_on(moto::resize_instance(&self.rds_members[1], class));
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if self.db.is_some() {
+            mysql_exec(&format!("DROP USER IF EXISTS '{}'@'%'", self.mysql_user));
+        }
+    }
+}
+
+/// command, users, needed, from, to, outcome, message, detail.
+type RawRow = (
+    String,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+    String,
+    String,
+    String,
+);
+
+#[derive(Debug)]
+struct Row {
+    command: String,
+    users: Option<u32>,
+    needed: Option<u32>,
+    from: Option<u32>,
+    to: Option<u32>,
+    outcome: String,
+    message: String,
+    detail: serde_json::Value,
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// check
+
+#[test]
+fn check_scales_up_one_tier() {
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(1000));
+    for (_, ns, name) in SERVICES {
+        assert_eq!(
+            rig.annotation(ns, name).as_deref(),
+            Some("1000"),
+            "{ns}/{name}"
+        );
+    }
+    let out = stdout(&o);
+    assert!(out.contains("scaled up 600 → 1000"), "{out}");
+    assert!(
+        out.contains("prod/passport") && out.contains("min 2 → 8"),
+        "{out}"
+    );
+    assert!(out.contains("outcome: applied"), "{out}");
+    let rows = rig.rows();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(
+        (
+            r.command.as_str(),
+            r.users,
+            r.needed,
+            r.from,
+            r.to,
+            r.outcome.as_str()
+        ),
+        (
+            "check",
+            Some(700),
+            Some(1000),
+            Some(600),
+            Some(1000),
+            "applied"
+        )
+    );
+    let lines = rig.feishu_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("600 → 1000"), "{lines:?}");
+    assert!(matches!(
+        rig.feishu.messages()[0].signature,
+        hpa_tier_standins::feishu::Signature::Verified
+    ));
+}
+
+#[test]
+fn check_jumps_several_tiers_at_once() {
+    let rig = Rig::new();
+    rig.google.set_users(3500);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(4000));
+    let r = &rig.rows()[0];
+    assert_eq!(
+        (r.from, r.to, r.outcome.as_str()),
+        (Some(600), Some(4000), "applied")
+    );
+    // passport's max was 10: raised to its new min of 20, metrics untouched.
+    let p = rig.kube.hpa("prod", "passport").unwrap();
+    assert_eq!(p["spec"]["maxReplicas"], 20);
+    assert_eq!(p["spec"]["metrics"][0]["resource"]["name"], "cpu");
+    assert_eq!(
+        p["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        300
+    );
+}
+
+#[test]
+fn check_with_nothing_to_do_sends_no_patch() {
+    let rig = Rig::new();
+    rig.seed_tier(2000);
+    rig.google.set_users(1500);
+    rig.kube.clear_requests();
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.patches(), 0);
+    assert_eq!(rig.mins(), tier(2000));
+    let r = &rig.rows()[0];
+    assert_eq!(
+        (r.from, r.to, r.outcome.as_str()),
+        (Some(2000), Some(2000), "noop")
+    );
+    assert!(rig.feishu.messages().is_empty());
+}
+
+#[test]
+fn check_blocked_by_a_small_rds_reader_then_allowed_after_it_grows() {
+    let rig = Rig::with(Setup {
+        rds: vec!["db.r5.8xlarge", "db.r7g.large"],
+        ..Setup::default()
+    });
+    rig.google.set_users(1500);
+    rig.kube.clear_requests();
+    let o = rig.run(&["check"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "blocked and announced is a success:\n{}",
+        show(&o)
+    );
+    assert_eq!(rig.patches(), 0, "HPAs untouched");
+    assert_eq!(rig.mins(), tier(600));
+    let reader = &rig.rds_members[1];
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "needs RDS db.r5.8xlarge; reader {reader} is db.r7g.large"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("aws rds modify-db-instance") && out.contains(reader),
+        "{out}"
+    );
+    let r = &rig.rows()[0];
+    assert_eq!(
+        (r.from, r.to, r.outcome.as_str()),
+        (Some(600), Some(600), "blocked")
+    );
+    let lines = rig.feishu_lines();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(reader) && lines[0].contains("db.r5.8xlarge"),
+        "{lines:?}"
+    );
+
+    // Still blocked five minutes later: the same notice is not repeated.
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.feishu.messages().len(), 1, "repeat suppressed");
+    assert!(stdout(&o).contains("blocked suppressed"), "{}", stdout(&o));
+
+    // The DBA resizes the reader; a bigger class than required passes.
+    rig.resize_reader("db.r6i.16xlarge");
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(2000));
+    let rows = rig.rows();
+    let last = rows.last().unwrap();
+    assert_eq!(
+        (last.from, last.to, last.outcome.as_str()),
+        (Some(600), Some(2000), "applied")
+    );
+}
+
+#[test]
+fn check_steps_as_far_as_the_prerequisites_allow() {
+    // db.r5.8xlarge everywhere: enough up to 3000, not for 4000 (db.r5.12xlarge).
+    let rig = Rig::with(Setup {
+        rds: vec!["db.r5.8xlarge", "db.r5.8xlarge"],
+        ..Setup::default()
+    });
+    rig.google.set_users(3900);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(3000));
+    let r = &rig.rows()[0];
+    assert_eq!((r.to, r.outcome.as_str()), (Some(3000), "applied"));
+    assert_eq!(r.detail["blocked"]["wanted"], 4000);
+    let lines = rig.feishu_lines();
+    assert_eq!(lines.len(), 2, "tier change and blocked notice: {lines:?}");
+}
+
+#[test]
+fn dry_run_changes_nothing_anywhere() {
+    let rig = Rig::new();
+    rig.google.set_users(2500);
+    rig.kube.clear_requests();
+    let o = rig.run(&["--dry-run", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("DRY RUN check"), "{out}");
+    assert!(
+        out.contains("scaled up 600 → 3000") && out.contains("min 2 → 16"),
+        "{out}"
+    );
+    assert_eq!(rig.patches(), 0);
+    assert_eq!(rig.mins(), tier(600));
+    assert!(rig.feishu.messages().is_empty());
+    // Not even the schema.
+    let db = rig.db_name().to_string();
+    let tables: Vec<String> = block_on(async move {
+        let pool = mysql_async::Pool::new(support::mysql_root_url().as_str());
+        let mut c = pool.get_conn().await.unwrap();
+        let t = c
+            .exec(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                (db,),
+            )
+            .await
+            .unwrap();
+        drop(c);
+        pool.disconnect().await.unwrap();
+        t
+    });
+    assert!(tables.is_empty(), "{tables:?}");
+    assert!(!rig.dir.path().join("runs.jsonl").exists());
+}
+
+#[test]
+fn dry_run_json_is_one_document_with_the_plan() {
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    let o = rig.run(&["--dry-run", "-o", "json", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["users"], 700);
+    assert_eq!(v["current"]["capacity"], 600);
+    assert_eq!(v["to_capacity"], 1000);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 6);
+    assert_eq!(v["exit_code"], 0);
+}
+
+#[test]
+fn ga_failures_change_nothing_record_an_error_and_exit_1() {
+    let rig = Rig::new();
+    rig.google.set_users(2500);
+    let faults = [
+        (
+            "503",
+            google::Fault::rpc(503, "UNAVAILABLE", "The service is currently unavailable."),
+        ),
+        (
+            "garbage",
+            google::Fault::garbage("<html>proxy error</html>"),
+        ),
+        ("hang", google::Fault::Hang),
+    ];
+    for (i, (what, fault)) in faults.into_iter().enumerate() {
+        rig.google.fail_next_report(fault);
+        let started = std::time::Instant::now();
+        let o = rig.run(&["check"]);
+        assert_eq!(code(&o), 1, "{what}: {}", show(&o));
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(rig.mins(), tier(600), "{what}: nothing changed");
+        let rows = rig.rows();
+        assert_eq!(rows.len(), i + 1);
+        let r = rows.last().unwrap();
+        assert_eq!(
+            (r.users, r.outcome.as_str(), r.to),
+            (None, "error", Some(600)),
+            "{what}"
+        );
+    }
+    // The error notice went out once, not three times.
+    let errors: Vec<String> = rig
+        .feishu_lines()
+        .into_iter()
+        .filter(|l| l.contains("metric"))
+        .collect();
+    assert!(!errors.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// upgrade
+
+#[test]
+fn upgrade_moves_to_the_exact_tier_and_is_recorded() {
+    let rig = Rig::new();
+    let o = rig.run(&["upgrade", "2000"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(2000));
+    let r = &rig.rows()[0];
+    assert_eq!(
+        (
+            r.command.as_str(),
+            r.users,
+            r.needed,
+            r.to,
+            r.outcome.as_str()
+        ),
+        ("upgrade", None, Some(2000), Some(2000), "applied")
+    );
+    // Down needs no prerequisites either.
+    let o = rig.run(&["upgrade", "600"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(600));
+}
+
+#[test]
+fn upgrade_refused_without_prerequisites_exits_3_and_force_overrides() {
+    let rig = Rig::with(Setup {
+        rds: vec!["db.r7g.large"],
+        ..Setup::default()
+    });
+    let o = rig.run(&["upgrade", "2000"]);
+    assert_eq!(code(&o), 3, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(600));
+    assert!(stdout(&o).contains("refused"), "{}", show(&o));
+    let r = &rig.rows()[0];
+    assert_eq!(
+        (r.command.as_str(), r.outcome.as_str(), r.to),
+        ("upgrade", "blocked", Some(600))
+    );
+
+    let o = rig.run(&["upgrade", "2000", "--force"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(2000));
+}
+
+#[test]
+fn upgrade_to_an_unknown_capacity_exits_2_listing_the_valid_ones() {
+    let rig = Rig::new();
+    let o = rig.run(&["upgrade", "1500"]);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(
+        stderr(&o).contains("600, 1000, 2000, 3000, 4000, 5000"),
+        "{}",
+        show(&o)
+    );
+    let o = rig.run(&["upgrade", "2000", "--hold", "soon"]);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(stderr(&o).contains("--hold"), "{}", show(&o));
+    assert_eq!(rig.mins(), tier(600));
+    assert!(rig.rows().is_empty());
+}
+
+#[test]
+fn a_hold_blocks_scale_down_until_it_expires() {
+    let rig = Rig::new();
+    let o = rig.run(&["upgrade", "3000", "--hold", "2h"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    rig.google.set_users(100);
+    // Well past the 30-minute window, but inside the hold.
+    rig.age_records(60);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(3000));
+    assert!(stdout(&o).contains("hold at 3000"), "{}", show(&o));
+    assert_eq!(rig.rows().last().unwrap().outcome, "held");
+
+    // Two hours later the hold has expired.
+    rig.age_records(120);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(600));
+    assert_eq!(rig.rows().last().unwrap().outcome, "applied");
+}
+
+#[test]
+fn scale_down_only_after_the_window() {
+    let rig = Rig::new();
+    rig.google.set_users(1800);
+    assert_eq!(code(&rig.run(&["check"])), 0);
+    assert_eq!(rig.mins(), tier(2000));
+    rig.google.set_users(300);
+    // Ten minutes on: the window has not passed.
+    rig.age_records(10);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(2000));
+    assert_eq!(rig.rows().last().unwrap().outcome, "held");
+    // Thirty-five minutes after the last run that needed 2000: step down.
+    rig.age_records(35);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(600));
+    let r = rig.rows().pop().unwrap();
+    assert_eq!(
+        (r.from, r.to, r.outcome.as_str()),
+        (Some(2000), Some(600), "applied")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Kubernetes failures
+
+#[test]
+fn a_409_conflict_is_retried() {
+    let rig = Rig::new();
+    rig.kube.fail("prod", "web", kube::Fault::Conflicts(2));
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(1000));
+    assert_eq!(rig.rows()[0].outcome, "applied");
+}
+
+#[test]
+fn a_permanent_500_on_one_hpa_is_partial_then_converged_by_the_next_run() {
+    let rig = Rig::new();
+    rig.kube.fail("prod", "hermes", kube::Fault::ServerError);
+    rig.google.set_users(1500);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let mins = rig.mins();
+    assert_eq!(mins[3], 2, "hermes unchanged");
+    assert_eq!(mins[4], 12, "passport applied");
+    let r = &rig.rows()[0];
+    assert_eq!((r.outcome.as_str(), r.to), ("partial", Some(2000)));
+    assert!(r.message.contains("prod/hermes"), "{}", r.message);
+    assert!(stdout(&o).contains("errors: prod/hermes"), "{}", show(&o));
+    assert!(
+        rig.feishu_lines().iter().any(|l| l.contains("hermes")),
+        "{:?}",
+        rig.feishu_lines()
+    );
+
+    rig.kube.clear_faults();
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(2000));
+    assert_eq!(rig.rows().last().unwrap().outcome, "applied");
+}
+
+// ---------------------------------------------------------------------------
+// Store
+
+#[test]
+fn mysql_down_still_applies_spools_the_record_and_the_next_run_flushes_it() {
+    let rig = Rig::new();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    rig.set_config(
+        &rig.config_text
+            .replace("mysql_port: 3306", &format!("mysql_port: {port}")),
+    );
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "the record is not where it belongs yet:\n{}",
+        show(&o)
+    );
+    assert_eq!(rig.mins(), tier(1000), "the scale-up happened anyway");
+    assert!(stdout(&o).contains("spooled"), "{}", show(&o));
+    let spool = std::fs::read_to_string(rig.dir.path().join("runs.jsonl")).unwrap();
+    assert_eq!(spool.lines().count(), 1);
+
+    rig.set_config(&rig.config_text);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let rows = rig.rows();
+    assert_eq!(
+        rows.len(),
+        2,
+        "spooled record flushed once, plus this run: {rows:?}"
+    );
+    assert_eq!(
+        (rows[0].users, rows[0].outcome.as_str()),
+        (Some(700), "applied")
+    );
+    assert_eq!(rows[1].outcome, "noop");
+    let spool = std::fs::read_to_string(rig.dir.path().join("runs.jsonl")).unwrap_or_default();
+    assert_eq!(spool.trim(), "", "spool emptied");
+}
+
+#[test]
+fn the_file_store_keeps_history_without_mysql() {
+    let rig = Rig::with(Setup {
+        store: StoreKind::File,
+        scale_down_minutes: 0,
+        ..Setup::default()
+    });
+    rig.google.set_users(1800);
+    assert_eq!(code(&rig.run(&["check"])), 0);
+    assert_eq!(rig.mins(), tier(2000));
+    rig.google.set_users(100);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        rig.mins(),
+        tier(600),
+        "a zero window steps down once there is a record"
+    );
+    let text = std::fs::read_to_string(rig.dir.path().join("runs.jsonl")).unwrap();
+    let outcomes: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(outcomes, ["applied", "applied"]);
+}
+
+#[test]
+fn two_concurrent_checks_one_acts_the_other_exits_0() {
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    // Slow Kubernetes keeps the first run inside its lock while the second starts.
+    rig.kube.set_latency(Duration::from_millis(700));
+    let spawn = || {
+        let mut cmd = std::process::Command::new(support::bin());
+        cmd.args(["-c", &rig.config, "check"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in rig.env() {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    let b = spawn();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!((code(&a), code(&b)), (0, 0), "{}\n{}", show(&a), show(&b));
+    let lost = [&a, &b]
+        .into_iter()
+        .filter(|o| stderr(o).contains("another hpa-tier run holds the lock"))
+        .count();
+    assert_eq!(lost, 1, "{}\n{}", show(&a), show(&b));
+    assert_eq!(rig.rows().len(), 1);
+    assert_eq!(rig.mins(), tier(1000));
+}
+
+#[test]
+fn an_upgrade_that_loses_the_lock_exits_1() {
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    rig.kube.set_latency(Duration::from_millis(1200));
+    let mut check = std::process::Command::new(support::bin());
+    check
+        .args(["-c", &rig.config, "check"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (k, v) in rig.env() {
+        check.env(k, v);
+    }
+    let check = check
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let o = rig.run(&["upgrade", "2000"]);
+    let check = check.wait_with_output().unwrap();
+    assert_eq!(code(&check), 0);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert!(
+        stderr(&o).contains("another hpa-tier run holds the lock"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(rig.mins(), tier(1000), "only the check acted");
+}
+
+// ---------------------------------------------------------------------------
+// status, secrets
+
+#[test]
+fn status_before_and_after_a_change() {
+    let rig = Rig::with(Setup {
+        rds: vec!["db.r5.8xlarge", "db.r7g.large"],
+        ..Setup::default()
+    });
+    rig.google.set_users(450);
+    let o = rig.run(&["status"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("tier 600 (from the reference HPA's minReplicas)"),
+        "{out}"
+    );
+    assert!(out.contains("users: 450 now"), "{out}");
+    assert!(
+        out.contains(&format!("reader {}: db.r7g.large", rig.rds_members[1])),
+        "{out}"
+    );
+    assert!(out.contains("they allow up to tier 600"), "{out}");
+    assert!(out.contains("no runs recorded yet"), "{out}");
+    assert!(out.contains("AbleToScale=True"), "{out}");
+
+    rig.resize_reader("db.r5.8xlarge");
+    let o = rig.run(&["upgrade", "2000", "--hold", "90m"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = rig.run(&["-o", "json", "status"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["current"]["capacity"], 2000);
+    assert_eq!(v["current"]["by"], "annotation");
+    assert_eq!(v["hold"]["capacity"], 2000);
+    assert_eq!(v["prerequisites"]["highest_allowed"], 3000);
+    assert_eq!(v["runs"][0]["outcome"], "applied");
+    assert_eq!(v["runs"][0]["to_capacity"], 2000);
+    let hpas = v["hpas"].as_array().unwrap();
+    assert_eq!(hpas.len(), 6);
+    assert!(hpas.iter().all(|h| h["drift"].is_null()), "{hpas:?}");
+
+    // Someone bumps web by hand: status shows the drift.
+    rig.kube
+        .edit("prod", "web", |h| h["spec"]["minReplicas"] = 9.into());
+    let out = stdout(&rig.run(&["status"]));
+    assert!(out.contains("above tier (9 > 6)"), "{out}");
+}
+
+#[test]
+fn status_shows_the_rest_when_one_source_fails() {
+    let rig = Rig::new();
+    rig.google
+        .fail_next_report(google::Fault::rpc(503, "UNAVAILABLE", "try later"));
+    let o = rig.run(&["status"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let out = stdout(&o);
+    assert!(out.contains("users: ERROR"), "{out}");
+    assert!(
+        out.contains("tier 600") && out.contains("prod/passport"),
+        "{out}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_output_even_at_trace_verbosity() {
+    let rig = Rig::new();
+    rig.google.set_users(1500);
+    // Make things fail so error paths print too.
+    rig.feishu
+        .reply_next(hpa_tier_standins::feishu::Reply::rate_limited());
+    rig.kube
+        .fail("prod", "gateway", kube::Fault::Forbidden("patch"));
+    let mut all = String::new();
+    for args in [
+        &["-vvv", "check"][..],
+        &["-vvv", "status"],
+        &["-vvv", "upgrade", "600"],
+        &["-vvv", "-o", "json", "check"],
+    ] {
+        let o = rig.run(args);
+        all.push_str(&show(&o));
+    }
+    // And with MySQL refusing the password.
+    rig.set_config(&rig.config_text.replace(&rig.mysql_user, "nobody_here"));
+    let o = rig.run(&["-vvv", "check"]);
+    all.push_str(&show(&o));
+    assert!(
+        all.contains("DEBUG") || all.contains("TRACE") || all.contains("INFO"),
+        "logs were produced:\n{all}"
+    );
+    let key_pem = ServiceAccount::for_tests().private_key_pem();
+    let key_line = key_pem.lines().nth(3).unwrap();
+    for secret in [
+        AWS_SECRET,
+        FEISHU_TOKEN,
+        FEISHU_SECRET,
+        MYSQL_PASSWORD,
+        key_line,
+    ] {
+        assert!(!all.contains(secret), "a secret leaked ({secret}):\n{all}");
+    }
+    for token in rig.google.issued_tokens() {
+        assert!(!all.contains(&token), "the GA access token leaked:\n{all}");
+    }
+}
+
+#[test]
+fn the_hpa_counts_are_tallied_per_tier_in_the_table() {
+    // Guards the test fixture itself: the `tier()` table above is the
+    // built-in table the binary prints.
+    let o = support::run(
+        &[
+            "-c",
+            support::root()
+                .join("config/example.yaml")
+                .to_str()
+                .unwrap(),
+            "-o",
+            "json",
+            "tiers",
+        ],
+        &[("MYSQL_PWD", "x")],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut from_binary = BTreeMap::new();
+    for t in v["tiers"].as_array().unwrap() {
+        let mins: Vec<u32> = SERVICES
+            .iter()
+            .map(|(s, _, _)| t["replicas"][s]["min"].as_u64().unwrap() as u32)
+            .collect();
+        from_binary.insert(t["capacity"].as_u64().unwrap() as u32, mins);
+    }
+    for (cap, mins) in from_binary {
+        assert_eq!(tier(cap).to_vec(), mins, "tier {cap}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Deploy: RBAC derived from what the binary does
+
+/// The verbs every Role in deploy/kubernetes/rbac.yaml grants on HPAs.
+fn role_verbs() -> std::collections::BTreeSet<String> {
+    use k8s_openapi::api::rbac::v1::Role;
+    let text =
+        std::fs::read_to_string(support::root().join("deploy/kubernetes/rbac.yaml")).unwrap();
+    let mut verbs = std::collections::BTreeSet::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = serde_yaml::Value::deserialize(doc).unwrap();
+        if v["kind"] != "Role" {
+            continue;
+        }
+        let role: Role = serde_yaml::from_value(v).unwrap();
+        for rule in role.rules.unwrap_or_default() {
+            assert_eq!(
+                rule.api_groups.as_deref(),
+                Some(&["autoscaling".to_string()][..])
+            );
+            assert_eq!(
+                rule.resources.as_deref(),
+                Some(&["horizontalpodautoscalers".to_string()][..])
+            );
+            verbs.extend(rule.verbs);
+        }
+    }
+    verbs
+}
+
+/// Every command is run through its paths that touch Kubernetes (scale up,
+/// nothing to do, a 409 retry, upgrade, status); the verbs the stand-in saw
+/// must be exactly the verbs the Role grants — no more (the run would hit a
+/// 403 in production), no fewer (the Role would grant more than needed).
+#[test]
+fn the_role_grants_exactly_the_verbs_the_binary_uses() {
+    let rig = Rig::new();
+    rig.kube.fail("prod", "web", kube::Fault::Conflicts(1));
+    rig.google.set_users(1500);
+    for args in [
+        &["check"][..],
+        &["check"],
+        &["upgrade", "3000"],
+        &["upgrade", "600"],
+        &["status"],
+        &["--dry-run", "check"],
+    ] {
+        let o = rig.run(args);
+        assert!(matches!(code(&o), 0), "{args:?}: {}", show(&o));
+    }
+    let used: std::collections::BTreeSet<String> = rig
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| r.is_hpa_api())
+        .map(|r| r.verb().to_string())
+        .collect();
+    assert_eq!(
+        used,
+        role_verbs(),
+        "verbs the binary used vs. verbs deploy/kubernetes/rbac.yaml grants"
+    );
+    // And nothing but HPA calls (no discovery the Role would not cover).
+    let other: Vec<String> = rig
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| !r.is_hpa_api())
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(other.is_empty(), "{other:?}");
+}

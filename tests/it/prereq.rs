@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use hpa_tier::config::{AwsSettings, Secret};
 use hpa_tier::prereq::aws::Aws;
 use hpa_tier::prereq::{
@@ -15,6 +14,7 @@ use hpa_tier::prereq::{
 use hpa_tier::tiers::{self, TierTable};
 use hpa_tier_standins::delay_proxy::{Fault, Proxy};
 
+use crate::support::moto::{aurora, cache_cluster, replication_group, resize_instance};
 use crate::support::{moto_url, unique};
 
 const REGION: &str = "us-east-2";
@@ -22,96 +22,6 @@ const KEY_ID: &str = "AKIAHPATIERTEST";
 /// Must never show up in an error message or a Debug print.
 const SECRET: &str = "hpa-tier-test-secret-never-printed";
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------
-// Fixtures, created in moto directly (not through a proxy under test).
-
-async fn fixture_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "fixtures",
-        ))
-        .endpoint_url(moto_url())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
-}
-
-/// Creates an Aurora cluster whose first member (the writer) and readers
-/// have the given classes; returns the cluster id and the member ids.
-async fn aurora(classes: &[&str]) -> (String, Vec<String>) {
-    let rds = aws_sdk_rds::Client::new(&fixture_config().await);
-    let cluster = unique("hpa-aurora-");
-    rds.create_db_cluster()
-        .db_cluster_identifier(&cluster)
-        .engine("aurora-mysql")
-        .master_username("admin")
-        .master_user_password("not-a-real-password-1")
-        .send()
-        .await
-        .expect("create_db_cluster in moto");
-    let mut ids = vec![];
-    for (i, class) in classes.iter().enumerate() {
-        let id = format!("{cluster}-{}", i + 1);
-        rds.create_db_instance()
-            .db_instance_identifier(&id)
-            .db_cluster_identifier(&cluster)
-            .db_instance_class(*class)
-            .engine("aurora-mysql")
-            .send()
-            .await
-            .expect("create_db_instance in moto");
-        ids.push(id);
-    }
-    (cluster, ids)
-}
-
-async fn resize_instance(id: &str, class: &str) {
-    let rds = aws_sdk_rds::Client::new(&fixture_config().await);
-    rds.modify_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class(class)
-        .apply_immediately(true)
-        .send()
-        .await
-        .expect("modify_db_instance in moto");
-}
-
-async fn replication_group(node_type: &str) -> String {
-    let ec = aws_sdk_elasticache::Client::new(&fixture_config().await);
-    let id = unique("hpa-rg-");
-    ec.create_replication_group()
-        .replication_group_id(&id)
-        .replication_group_description("hpa-tier test")
-        .engine("redis")
-        .cache_node_type(node_type)
-        .num_cache_clusters(2)
-        .send()
-        .await
-        .expect("create_replication_group in moto");
-    id
-}
-
-async fn cache_cluster(node_type: &str) -> String {
-    let ec = aws_sdk_elasticache::Client::new(&fixture_config().await);
-    let id = unique("hpa-cc-");
-    ec.create_cache_cluster()
-        .cache_cluster_id(&id)
-        .engine("redis")
-        .cache_node_type(node_type)
-        .num_cache_nodes(1)
-        .send()
-        .await
-        .expect("create_cache_cluster in moto");
-    id
-}
 
 fn settings(endpoint: Option<&str>, rds: Option<&str>, redis: Option<&str>) -> AwsSettings {
     AwsSettings {

@@ -121,3 +121,100 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).unwrap();
     p.to_string_lossy().into_owned()
 }
+
+/// Fixtures created in moto directly through the SDK, under unique names
+/// (moto is shared by tests running in parallel and never reset).
+pub mod moto {
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+    use super::{moto_url, unique};
+
+    pub const REGION: &str = "us-east-2";
+
+    pub async fn fixture_config() -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "fixtures",
+            ))
+            .endpoint_url(moto_url())
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
+            .load()
+            .await
+    }
+
+    /// Creates an Aurora cluster whose first member (the writer) and readers
+    /// have the given classes; returns the cluster id and the member ids.
+    pub async fn aurora(classes: &[&str]) -> (String, Vec<String>) {
+        let rds = aws_sdk_rds::Client::new(&fixture_config().await);
+        let cluster = unique("hpa-aurora-");
+        rds.create_db_cluster()
+            .db_cluster_identifier(&cluster)
+            .engine("aurora-mysql")
+            .master_username("admin")
+            .master_user_password("not-a-real-password-1")
+            .send()
+            .await
+            .expect("create_db_cluster in moto");
+        let mut ids = vec![];
+        for (i, class) in classes.iter().enumerate() {
+            let id = format!("{cluster}-{}", i + 1);
+            rds.create_db_instance()
+                .db_instance_identifier(&id)
+                .db_cluster_identifier(&cluster)
+                .db_instance_class(*class)
+                .engine("aurora-mysql")
+                .send()
+                .await
+                .expect("create_db_instance in moto");
+            ids.push(id);
+        }
+        (cluster, ids)
+    }
+
+    pub async fn resize_instance(id: &str, class: &str) {
+        let rds = aws_sdk_rds::Client::new(&fixture_config().await);
+        rds.modify_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class(class)
+            .apply_immediately(true)
+            .send()
+            .await
+            .expect("modify_db_instance in moto");
+    }
+
+    pub async fn replication_group(node_type: &str) -> String {
+        let ec = aws_sdk_elasticache::Client::new(&fixture_config().await);
+        let id = unique("hpa-rg-");
+        ec.create_replication_group()
+            .replication_group_id(&id)
+            .replication_group_description("hpa-tier test")
+            .engine("redis")
+            .cache_node_type(node_type)
+            .num_cache_clusters(2)
+            .send()
+            .await
+            .expect("create_replication_group in moto");
+        id
+    }
+
+    pub async fn cache_cluster(node_type: &str) -> String {
+        let ec = aws_sdk_elasticache::Client::new(&fixture_config().await);
+        let id = unique("hpa-cc-");
+        ec.create_cache_cluster()
+            .cache_cluster_id(&id)
+            .engine("redis")
+            .cache_node_type(node_type)
+            .num_cache_nodes(1)
+            .send()
+            .await
+            .expect("create_cache_cluster in moto");
+        id
+    }
+}
