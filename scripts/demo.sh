@@ -43,14 +43,15 @@ MOTO=$HPA_TIER_TEST_MOTO_URL
 PIDS+=("$MOTO_PID")
 trap cleanup EXIT INT TERM
 
-# Starts a stand-in and waits for its "listening on URL" line; prints the URL.
+# Starts a stand-in (in this shell, so cleanup knows its pid) and waits for
+# its "listening on URL" line; sets URL.
 standin() {
   local name=$1; shift
   "$STANDINS" "$name" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   PIDS+=("$!")
   for _ in $(seq 1 100); do
     if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-      grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}'
+      URL=$(grep -m1 "listening on" "$WORK/$name.out" | awk '{print $NF}')
       return
     fi
     sleep 0.1
@@ -59,9 +60,9 @@ standin() {
 }
 
 bold "== starting the stand-ins"
-GOOGLE=$(standin google --users 6 --key-file-out "$WORK/ga-key.json")
-KUBE=$(standin kube --kubeconfig-out "$WORK/kubeconfig" --context demo)
-FEISHU=$(standin feishu --token demo-token --secret demo-signing-secret)
+standin google --users 6 --key-file-out "$WORK/ga-key.json"; GOOGLE=$URL
+standin kube --kubeconfig-out "$WORK/kubeconfig" --context demo; KUBE=$URL
+standin feishu --token demo-token --secret demo-signing-secret; FEISHU=$URL
 echo "Google $GOOGLE   Kubernetes $KUBE   Feishu $FEISHU   AWS (moto) $MOTO"
 
 say "an Aurora cluster whose reader is too small for tier 1000, and a Redis replication group"
@@ -179,7 +180,9 @@ say "demand fits tier 600, but every run in the scale-down window must agree fir
 bold "-- hpa-tier status"
 "$BIN" status || true
 say "waiting for the 1-minute window to pass…"
-sleep 62
+# (HPA_TIER_DEMO_WAIT shortens the wait for a quick look; the scale-down then
+# stays held, as it should.)
+sleep "${HPA_TIER_DEMO_WAIT:-62}"
 tick 280
 
 bold "== hpa-tier status"
