@@ -39,6 +39,7 @@ scripts/check-deps.sh
 step "tests"
 cargo test --workspace --locked -- "${filter[@]}"
 
+if [[ ${#filter[@]} -eq 0 ]]; then
 step "demo (the README's first command) tells its story"
 demo_log=$(mktemp)
 if ! bash scripts/demo.sh >"$demo_log" 2>&1; then cat "$demo_log" >&2; exit 1; fi
@@ -48,5 +49,6 @@ for line in "blocked at 600: tier 1000 needs RDS db.r5.8xlarge; reader prod-auro
   grep -qF "$line" "$demo_log" || { cat "$demo_log" >&2; echo "demo output lacks: $line" >&2; exit 1; }
 done
 rm -f "$demo_log"
+fi
 
 step "all green"
