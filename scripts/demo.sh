@@ -185,6 +185,12 @@ say "waiting for the 1-minute window to pass…"
 sleep "${HPA_TIER_DEMO_WAIT:-62}"
 tick 280
 
+bold "== an operator pre-scales for tonight's event"
+say "hpa-tier upgrade 2000 --hold 2h: checks the prerequisites, moves every HPA, and keeps checks from stepping down"
+"$BIN" upgrade 2000 --hold 2h || echo "(exit $?)"
+feishu_news
+tick 250
+
 bold "== hpa-tier status"
 "$BIN" status || true
 
