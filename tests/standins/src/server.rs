@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 
 /// A stand-in listening on loopback. Dropping it stops the server.
 pub struct Running {
@@ -52,7 +53,7 @@ pub fn spawn(router: Router, port: u16) -> std::io::Result<Running> {
                 .expect("tokio runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let _ = axum::serve(listener, router)
+                let _ = axum::serve(no_delay(listener), router)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
                     })
@@ -68,6 +69,19 @@ pub fn spawn(router: Router, port: u16) -> std::io::Result<Running> {
     })
 }
 
+/// Accepted connections with Nagle's algorithm off, as real API servers (Go's
+/// net package, AWS's front ends) have it. Otherwise a response written in
+/// two parts (headers, then a streamed body: the delay-proxy's) waits for the
+/// client's delayed ACK on a reused connection — some 40 ms that no real
+/// server adds, which the benchmark would count against the tool.
+fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 /// Serves `router` in the foreground until Ctrl-C / SIGTERM (the binary).
 pub async fn serve_forever(router: Router, port: u16, name: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -76,7 +90,7 @@ pub async fn serve_forever(router: Router, port: u16, name: &str) -> anyhow::Res
     println!("{name} listening on http://{addr}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    axum::serve(listener, router)
+    axum::serve(no_delay(listener), router)
         .with_graceful_shutdown(async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
