@@ -363,6 +363,17 @@ async fn control(
             store.close().await;
             return match kind {
                 CommandKind::Check => {
+                    // Scripts reading `-o json` still get their one document.
+                    if output == Output::Json {
+                        let doc = json!({
+                            "command": kind.as_str(),
+                            "cluster": config.cluster_id,
+                            "skipped": true,
+                            "message": msg,
+                            "exit_code": crate::error::exit_code(&Ok(Completion::Success)),
+                        });
+                        println!("{}", serde_json::to_string_pretty(&doc)?);
+                    }
                     eprintln!("{msg}");
                     Ok(Completion::Success)
                 }

@@ -848,7 +848,7 @@ fn two_concurrent_checks_one_acts_the_other_exits_0() {
     rig.kube.set_latency(Duration::from_millis(700));
     let spawn = || {
         let mut cmd = std::process::Command::new(support::bin());
-        cmd.args(["-c", &rig.config, "check"])
+        cmd.args(["-c", &rig.config, "-o", "json", "check"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap());
         for (k, v) in rig.env() {
@@ -870,6 +870,21 @@ fn two_concurrent_checks_one_acts_the_other_exits_0() {
     assert_eq!(lost, 1, "{}\n{}", show(&a), show(&b));
     assert_eq!(rig.rows().len(), 1);
     assert_eq!(rig.mins(), tier(1000));
+    // Both print one JSON document; the loser says it skipped.
+    let docs: Vec<serde_json::Value> = [&a, &b]
+        .iter()
+        .map(|o| serde_json::from_slice(&o.stdout).unwrap())
+        .collect();
+    assert_eq!(
+        docs.iter().filter(|d| d["skipped"] == true).count(),
+        1,
+        "{docs:?}"
+    );
+    assert_eq!(
+        docs.iter().filter(|d| d["outcome"] == "applied").count(),
+        1,
+        "{docs:?}"
+    );
 }
 
 #[test]
