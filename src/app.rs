@@ -273,7 +273,9 @@ struct StoreSide {
     last_upgrade: Result<Option<RunRecord>, String>,
 }
 
-async fn open_store(config: &Config, now: Timestamp, dry_run: bool, lock: bool) -> StoreSide {
+/// Opens the store and, unless this is a dry run (which writes nothing and
+/// so needs no lock), takes the run lock; then reads history and holds.
+async fn open_store(config: &Config, now: Timestamp, dry_run: bool) -> StoreSide {
     let store = if dry_run {
         store::open_read_only(
             config.mysql.as_ref(),
@@ -291,7 +293,7 @@ async fn open_store(config: &Config, now: Timestamp, dry_run: bool, lock: bool) 
         )
         .await
     };
-    let locked = if lock {
+    let locked = if !dry_run {
         store
             .try_lock(&lock_name(config))
             .await
@@ -339,7 +341,7 @@ async fn control(
         },
         read_hpas(config),
         read_prereqs(config),
-        open_store(config, started, dry_run, !dry_run),
+        open_store(config, started, dry_run),
     );
     info!(
         elapsed_ms = Timestamp::now().duration_since(started).as_millis(),

@@ -223,22 +223,22 @@ impl KubeCluster {
 
 impl Cluster for KubeCluster {
     async fn read(&self, hpas: &[HpaRef]) -> Vec<Result<Hpa, ClusterError>> {
-        // The futures are built before the stream so that no closure over a
-        // borrowed lifetime ends up in it (which would defeat the Send proof).
-        let calls: Vec<_> = hpas.iter().map(|id| self.read_one(id)).collect();
-        futures::stream::iter(calls)
-            .buffered(CONCURRENCY)
-            .collect()
-            .await
+        in_waves(hpas.iter().map(|id| self.read_one(id)).collect()).await
     }
 
     async fn apply(&self, patches: &[HpaPatch]) -> Vec<Result<Hpa, ClusterError>> {
-        let calls: Vec<_> = patches.iter().map(|p| self.apply_one(p)).collect();
-        futures::stream::iter(calls)
-            .buffered(CONCURRENCY)
-            .collect()
-            .await
+        in_waves(patches.iter().map(|p| self.apply_one(p)).collect()).await
     }
+}
+
+/// Runs `calls` at most `CONCURRENCY` at a time, results in input order. The
+/// futures are built before the stream so that no closure over a borrowed
+/// lifetime ends up in it (which would defeat the Send proof).
+async fn in_waves<F: std::future::Future>(calls: Vec<F>) -> Vec<F::Output> {
+    futures::stream::iter(calls)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
 }
 
 // ---------------------------------------------------------------------------
