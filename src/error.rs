@@ -1,6 +1,6 @@
 //! The error kinds a caller acts on, and the one place exit codes are decided.
 //!
-//! Exit status (SPEC §2): 0 success (including "blocked and announced" in
+//! Exit status (README, "Exit status"): 0 success (including "blocked and announced" in
 //! `check`), 1 runtime failure, 2 usage or configuration error (nothing was
 //! touched), 3 `upgrade` refused because prerequisites are not met.
 

@@ -1,5 +1,5 @@
 //! `hpa-tier`: parse the command line, set up logging, run, exit with the
-//! status of SPEC §2. Everything else lives in the library.
+//! status the README documents. Everything else lives in the library.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! The decision (SPEC §4), as a pure function: users, the HPAs as found, the
+//! The decision (README, "How it decides"), as a pure function: users, the HPAs as found, the
 //! tier table, what the prerequisites allow, the run history and any hold,
 //! and `now` go in; a [`Plan`] comes out. No I/O happens here — this module
 //! must not import kube, aws-*, mysql_async or ureq (checked by
@@ -148,7 +148,7 @@ impl Plan {
     }
 }
 
-/// The current tier from the reference HPA (SPEC §4 "current tier").
+/// The current tier from the reference HPA (README, "How it decides": current tier).
 pub fn current_tier(tiers: &TierTable, reference: &Hpa) -> Current {
     let by_min = |min: u32| tiers.tiers().iter().find(|t| tiers.reference_min(t) == min);
     if let Some(tier) = reference

@@ -1,4 +1,4 @@
-//! The managed HPAs in the cluster: read them, patch them (SPEC §4 apply).
+//! The managed HPAs in the cluster: read them, patch them (the "Apply" rule of the README's "How it decides").
 //!
 //! Errors are per HPA: one broken HPA must not hide what happened to the others.
 

@@ -1,4 +1,4 @@
-//! Telling the team (SPEC §6). What a notice says is pure: the `Notice`
+//! Telling the team. What a notice says is pure: the `Notice`
 //! itself, its Feishu card ([`render`]), its dedupe key
 //! ([`Notice::dedupe_key`]) and whether a repeat is due ([`suppressed`]).
 //! Sending is the `feishu` adapter's job; nothing here does I/O (this file

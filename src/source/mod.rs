@@ -1,4 +1,4 @@
-//! Where the number of online users comes from (SPEC §1 step 2).
+//! Where the number of online users comes from (step 1 of a run).
 //!
 //! Every failure is a typed [`MetricError`]: the core never scales on missing
 //! data, and the message must tell the person on call what to fix.

@@ -1,4 +1,4 @@
-//! The run store: records, history, holds and the run lock (SPEC §5).
+//! The run store: records, history, holds and the run lock (README, "Run records").
 //!
 //! MySQL when `mysql_host` is set, else JSON lines in `state_file`. When MySQL
 //! is configured but unreachable, records are spooled to `state_file` and

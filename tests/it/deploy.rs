@@ -298,7 +298,7 @@ fn secret_value(secret: &Secret, key: &str) -> String {
 }
 
 /// The config path the binary settles on for this argv and environment:
-/// `--config`, else HPA_TIER_CONFIG, else the default (SPEC §2). The test
+/// `--config`, else HPA_TIER_CONFIG, else the default (README, "Commands"). The test
 /// process's own HPA_TIER_CONFIG is kept out of it.
 fn parse_as_the_binary(argv: &[String], env: &BTreeMap<String, String>) -> (Cli, PathBuf) {
     let cmd = Cli::command().mut_arg("config", |a| a.env(None::<&'static str>));
