@@ -224,3 +224,38 @@ fn help_explains_the_commands_and_exit_codes() {
         assert!(h.contains(word), "--help lacks {word}:\n{h}");
     }
 }
+
+#[test]
+fn an_unreadable_ga_key_file_exits_2_before_anything_is_touched() {
+    let dir = tempdir();
+    // No Kubernetes, AWS or MySQL is configured at reachable places: the run
+    // must stop at the key file, naming it, before trying any of them.
+    let path = write(dir.path(), "c.yaml", SERVICES);
+    let o = run(&["-c", &path, "check"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("key_file_location") && e.contains("/nonexistent/key.json"),
+        "{e}"
+    );
+    assert!(stdout(&o).is_empty());
+    // `tiers` does not need the key file.
+    assert_eq!(run(&["-c", &path, "tiers"], &[]).status.code(), Some(0));
+    // `check --users N` does not read GA, so it does not need it either: it
+    // gets past the key file (and fails later: there is no cluster). HOME is
+    // the temporary directory so no real ~/.kube/config can be found.
+    let state = dir.path().join("runs.jsonl");
+    let text = format!(
+        "{SERVICES}state_file: \"{}\"\ntimeout_seconds: 1\n",
+        state.display()
+    );
+    let path = write(dir.path(), "c2.yaml", &text);
+    let home = dir.path().to_string_lossy().into_owned();
+    let o = run(&["-c", &path, "check", "--users", "10"], &[("HOME", &home)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !out.contains("key_file_location") && out.contains("Kubernetes"),
+        "{out}"
+    );
+}
