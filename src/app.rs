@@ -181,6 +181,13 @@ impl Users {
         }
     }
 
+    /// The read under the per-chain safety net, errors as the planner takes them.
+    async fn read_within(&self, limit: Duration) -> Result<u32, String> {
+        bounded(limit, "the metric source", self.read())
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()))
+    }
+
     fn describe(&self) -> String {
         match self {
             Users::Ga(s) => s.describe(),
@@ -249,11 +256,9 @@ async fn read_hpas(config: &Config) -> (Option<KubeCluster>, Vec<Result<Hpa, Clu
 
 async fn read_prereqs(config: &Config) -> Result<Observed, String> {
     let aws = Aws::new(&config.aws, config.timeout).await;
-    match bounded(config.timeout * 2, "AWS", aws.observe()).await {
-        Ok(Ok(o)) => Ok(o),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e),
-    }
+    bounded(config.timeout * 2, "AWS", aws.observe())
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()))
 }
 
 fn lock_name(config: &Config) -> String {
@@ -332,10 +337,7 @@ async fn control(
     let (users, (cluster, reads), observed, side) = tokio::join!(
         async {
             match &users_source {
-                Some(s) => Some(match bounded(limit, "the metric source", s.read()).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                }),
+                Some(s) => Some(s.read_within(limit).await),
                 None => None,
             }
         },
@@ -616,12 +618,7 @@ async fn status(config: &Config, output: Output) -> anyhow::Result<Completion> {
     let users_source = Users::new(config, None)?;
     let limit = config.timeout * 2;
     let (users, (_, reads), observed, (store, runs, last_upgrade)) = tokio::join!(
-        async {
-            match bounded(limit, "the metric source", users_source.read()).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            }
-        },
+        users_source.read_within(limit),
         read_hpas(config),
         read_prereqs(config),
         async {

@@ -42,10 +42,10 @@ fn read(path: &Path) -> String {
 
 /// Every object, by kind, each parsed into its k8s-openapi type.
 #[derive(Default)]
-struct Manifests {
+pub(crate) struct Manifests {
     namespaces: Vec<Namespace>,
     service_accounts: Vec<ServiceAccount>,
-    roles: Vec<Role>,
+    pub(crate) roles: Vec<Role>,
     role_bindings: Vec<RoleBinding>,
     config_maps: Vec<ConfigMap>,
     secrets: Vec<Secret>,
@@ -56,7 +56,7 @@ struct Manifests {
 
 impl Manifests {
     /// The files the kustomization lists, as written.
-    fn from_files() -> Self {
+    pub(crate) fn from_files() -> Self {
         let mut m = Manifests::default();
         for file in kustomization_resources() {
             let path = kustomize_dir().join(&file);

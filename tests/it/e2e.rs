@@ -13,7 +13,6 @@ use hpa_tier_standins::feishu::Feishu;
 use hpa_tier_standins::google::{self, Google, ServiceAccount};
 use hpa_tier_standins::kube::{self, KubeAuth, KubeStandin};
 use mysql_async::prelude::Queryable;
-use serde::Deserialize;
 
 use crate::support::{self, FreshDb, moto, mysql_exec, stderr, stdout, unique};
 
@@ -1059,18 +1058,11 @@ fn the_hpa_counts_are_tallied_per_tier_in_the_table() {
 // ---------------------------------------------------------------------------
 // Deploy: RBAC derived from what the binary does
 
-/// The verbs every Role in deploy/kubernetes/rbac.yaml grants on HPAs.
+/// The verbs the deployed Roles grant on HPAs (the kustomization's objects,
+/// parsed as `tests/it/deploy.rs` parses them).
 fn role_verbs() -> std::collections::BTreeSet<String> {
-    use k8s_openapi::api::rbac::v1::Role;
-    let text =
-        std::fs::read_to_string(support::root().join("deploy/kubernetes/rbac.yaml")).unwrap();
     let mut verbs = std::collections::BTreeSet::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v = serde_yaml::Value::deserialize(doc).unwrap();
-        if v["kind"] != "Role" {
-            continue;
-        }
-        let role: Role = serde_yaml::from_value(v).unwrap();
+    for role in crate::deploy::Manifests::from_files().roles {
         for rule in role.rules.unwrap_or_default() {
             assert_eq!(
                 rule.api_groups.as_deref(),
