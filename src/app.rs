@@ -17,19 +17,19 @@ use crate::cluster::kube::KubeCluster;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{self, Config, UsersSource};
 use crate::error::{Completion, UsageError};
-use crate::hpa::{Hpa, HpaRef};
 use crate::notify::feishu::Feishu;
 use crate::notify::{self, Notice, Notifier};
 use crate::output::{self, NoticeReport, RunReport, StatusReport};
-use crate::plan::{self, Applied, Demand, Inputs, Plan};
 use crate::prereq::aws::Aws;
 use crate::prereq::{self, Allowance, Observed, Prerequisites};
-use crate::record::{self, CommandKind, Outcome, RunRecord};
 use crate::source::ga::Ga;
 use crate::source::http::HttpSource;
 use crate::source::prometheus::Prometheus;
 use crate::source::{Fixed, MetricError, MetricSource};
 use crate::store::{self, Recorded, RunStore, Store};
+use hpa_tier_core::hpa::{Hpa, HpaRef};
+use hpa_tier_core::plan::{self, Applied, Demand, Inputs, Plan};
+use hpa_tier_core::record::{self, CommandKind, Outcome, RunRecord};
 
 pub fn run(cli: Cli) -> anyhow::Result<Completion> {
     let path = cli.config_path();

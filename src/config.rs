@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::UsageError;
-use crate::hpa::HpaRef;
-use crate::tiers::{self, Replicas, TierSpec, TierTable};
+use hpa_tier_core::hpa::HpaRef;
+use hpa_tier_core::tiers::{self, Replicas, TierSpec, TierTable};
 
 pub const DEFAULT_PATH: &str = "config/config.yaml";
 pub const DEFAULT_GA_API_URL: &str = "https://analyticsdata.googleapis.com";

@@ -6,12 +6,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::hpa::{Condition, Hpa, HpaRef};
 use crate::notify::Notice;
-use crate::plan::{Above, Applied, Blocked, Current, Determined, HeldBy, Plan};
 use crate::prereq::{Observed, RdsObserved, RedisObserved};
-use crate::record::{CommandKind, Hold, Outcome, RunRecord};
-use crate::tiers::TierTable;
+use hpa_tier_core::hpa::{Condition, Hpa, HpaRef};
+use hpa_tier_core::plan::{Above, Applied, Blocked, Current, Determined, HeldBy, Plan};
+use hpa_tier_core::record::{CommandKind, Hold, Outcome, RunRecord};
+use hpa_tier_core::tiers::TierTable;
 
 /// Left-aligned text columns, two spaces apart.
 pub fn columns(rows: &[Vec<String>]) -> String {
@@ -99,7 +99,7 @@ pub fn tiers_json(t: &TierTable) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tiers::tests::table;
+    use hpa_tier_core::tiers::fixtures::table;
 
     #[test]
     fn tiers_table_shows_the_original_table() {
@@ -454,7 +454,7 @@ impl StatusReport {
             .hpas
             .iter()
             .find(|h| h.id == *reference)
-            .map(|h| crate::plan::current_tier(tiers, h));
+            .map(|h| hpa_tier_core::plan::current_tier(tiers, h));
         let current_error = match current {
             Some(_) => None,
             None => Some(
@@ -534,7 +534,7 @@ impl StatusReport {
             .last_upgrade
             .as_ref()
             .ok()
-            .and_then(|r| crate::record::active_hold(r.as_ref(), i.now));
+            .and_then(|r| hpa_tier_core::record::active_hold(r.as_ref(), i.now));
         let mut warnings = vec![];
         let (runs, runs_error) = match i.runs {
             Ok(runs) => {

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{Cluster, ClusterError};
 use crate::config::KubeSettings;
-use crate::hpa::{CAPACITY_ANNOTATION, Condition, Hpa, HpaPatch, HpaRef};
+use hpa_tier_core::hpa::{CAPACITY_ANNOTATION, Condition, Hpa, HpaPatch, HpaRef};
 
 /// Requests in flight at once. The largest deployment (ten namespaces × six
 /// services) fits in one wave; an API server takes this without throttling.

@@ -6,7 +6,7 @@ pub mod kube;
 
 use std::future::Future;
 
-use crate::hpa::{Hpa, HpaPatch, HpaRef};
+use hpa_tier_core::hpa::{Hpa, HpaPatch, HpaRef};
 
 pub trait Cluster: Send + Sync {
     /// Reads every HPA concurrently; one result per input, same order.

@@ -26,7 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Recorded, RunStore, StoreError};
-use crate::record::RunRecord;
+use hpa_tier_core::record::RunRecord;
 
 /// The file store compacts once the file is bigger than this.
 pub const COMPACT_AT: u64 = 4 * 1024 * 1024;
@@ -486,7 +486,7 @@ impl RunStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{CommandKind, Outcome};
+    use hpa_tier_core::record::{CommandKind, Outcome};
 
     fn now() -> Timestamp {
         "2025-06-01T12:00:00Z".parse().unwrap()

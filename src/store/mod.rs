@@ -22,7 +22,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::config::MysqlSettings;
-use crate::record::RunRecord;
+use hpa_tier_core::record::RunRecord;
 
 use self::file::{FileStore, Role};
 use self::mysql::MysqlStore;
@@ -295,7 +295,7 @@ pub(crate) fn window(mut records: Vec<RunRecord>, since: Timestamp) -> Vec<RunRe
 
 /// Whether a record is an upgrade that took effect (a hold source).
 pub(crate) fn is_effective_upgrade(r: &RunRecord) -> bool {
-    use crate::record::{CommandKind, Outcome};
+    use hpa_tier_core::record::{CommandKind, Outcome};
     r.command == CommandKind::Upgrade
         && matches!(
             r.outcome,
@@ -306,7 +306,7 @@ pub(crate) fn is_effective_upgrade(r: &RunRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RunRecord;
+    use hpa_tier_core::record::RunRecord;
 
     #[test]
     fn window_keeps_the_newest_record_before_since_and_everything_after() {

@@ -21,7 +21,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row,
 use super::file::FileStore;
 use super::{Recorded, RunStore, StoreError};
 use crate::config::MysqlSettings;
-use crate::record::{CommandKind, Outcome, RunRecord};
+use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
 
 /// The runs table.
 pub const RUNS_TABLE: &str = "hpa_tier_runs";

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hpa_tier::cluster::kube::KubeCluster;
 use hpa_tier::cluster::{Cluster, ClusterError};
 use hpa_tier::config::KubeSettings;
-use hpa_tier::hpa::{HpaPatch, HpaRef};
+use hpa_tier_core::hpa::{HpaPatch, HpaRef};
 use hpa_tier_standins::kube::{
     EXAMPLE_SERVICES, Fault, HpaSeed, KubeAuth, KubeStandin, LoggedRequest, example_hpas,
     replicated_hpas, write_exec_plugin,

@@ -11,7 +11,7 @@ use hpa_tier::prereq::aws::Aws;
 use hpa_tier::prereq::{
     self, Observed, PrereqError, Prerequisites, RdsMember, RedisKind, RedisObserved,
 };
-use hpa_tier::tiers::{self, TierTable};
+use hpa_tier_core::tiers::{self, TierTable};
 use hpa_tier_standins::delay_proxy::{Fault, Proxy};
 
 use crate::support::moto::{aurora, cache_cluster, replication_group, resize_instance};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hpa_tier::config::{MysqlSettings, Secret};
-use hpa_tier::record::{CommandKind, Outcome, RunRecord, active_hold};
 use hpa_tier::store::{self, Recorded, RunStore, Store, StoreError};
+use hpa_tier_core::record::{CommandKind, Outcome, RunRecord, active_hold};
 use jiff::{SignedDuration, Timestamp};
 use mysql_async::prelude::{FromRow, Queryable};
 

@@ -290,8 +290,9 @@ pub fn built_in() -> Vec<TierSpec> {
         .collect()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Fixtures for tests here and in the crates that use the core.
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
     use super::*;
 
     pub fn services() -> Vec<String> {
@@ -302,6 +303,12 @@ pub(crate) mod tests {
     pub fn table() -> TierTable {
         TierTable::new(built_in(), &services(), "istio-ingress").unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     #[test]
     fn built_in_table_matches_the_original_tool() {

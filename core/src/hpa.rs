@@ -58,7 +58,7 @@ pub struct HpaPatch {
     pub capacity: u32,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 impl Hpa {
     /// Fixture: an HPA for `service` in namespace `prod`, min 2 / max 10, no annotation.
     pub fn test(service: &str) -> Self {

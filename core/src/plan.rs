@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::hpa::{Hpa, HpaPatch, HpaRef};
-use crate::notify::{Notice, ServiceReplicas};
+use crate::notice::{Notice, ServiceReplicas};
 use crate::prereq::{Allowance, Shortfall};
 use crate::record::{Hold, Outcome, RunRecord};
 use crate::tiers::{Needed, Tier, TierTable};
@@ -656,7 +656,7 @@ mod tests {
     use super::*;
     use crate::prereq::Resource;
     use crate::record::CommandKind;
-    use crate::tiers::tests::table;
+    use crate::tiers::fixtures::table;
 
     fn at(mins: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000).unwrap() + SignedDuration::from_mins(mins)

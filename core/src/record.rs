@@ -124,7 +124,7 @@ pub fn active_hold(last_upgrade: Option<&RunRecord>, now: Timestamp) -> Option<H
         .filter(|h| h.until > now)
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 impl RunRecord {
     /// Fixture: a `check` that needed `needed` and left the tier at `to`,
     /// started `minutes_ago` before `now`.
