@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod hpa;
 pub mod notice;
 pub mod plan;
+pub mod policy;
 pub mod prereq;
 pub mod record;
 pub mod tiers;
