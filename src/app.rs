@@ -1,35 +1,74 @@
-//! The imperative shell: load the config, connect the adapters, gather
-//! everything the decision needs concurrently, call the pure planning core,
-//! apply unless `--dry-run`, notify, record, and say how it went. `main`
-//! calls [`run`] and nothing else.
+//! The imperative shell. A run is a sequence of phases — gather
+//! (everything the decision needs, concurrently) → decide (the core) →
+//! apply → conclude (the core) → notify → record → print — over a struct of
+//! adapters, one per outside system. The shell is generic over them, so
+//! its own policies (lock lost, dry run, partial apply, spooled record,
+//! deadline) are tested with in-memory fakes; [`run`] wires the real ones.
 
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::future::join_all;
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tracing::{info, warn};
 
+use hpa_tier_core::conclude::{
+    self, Applied, Completion, NoticeReport, NoticeStatus, Recorded, RunFacts,
+};
+use hpa_tier_core::hpa::{Hpa, HpaRef};
+use hpa_tier_core::notice::{self, Notice};
+use hpa_tier_core::plan::{self, Decision, Demand, Floor, Inputs};
+use hpa_tier_core::policy::Policy;
+use hpa_tier_core::prereq::{self, Observed};
+use hpa_tier_core::record::{CommandKind, RunRecord, active_hold};
+use hpa_tier_core::status::{StatusInputs, StatusReport};
+
+use crate::budget::{Budget, bounded, within};
 use crate::cli::{Cli, Command, Output};
-use crate::cluster::kube::KubeCluster;
+use crate::cluster::kube::Kube;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{self, Config, UsersSource};
-use crate::error::{Completion, UsageError};
+use crate::error::UsageError;
+use crate::notify::Notifier;
 use crate::notify::feishu::Feishu;
-use crate::notify::{self, Notice, Notifier};
-use crate::output::{self, NoticeReport, RunReport, StatusReport};
-use crate::prereq::aws::Aws;
-use crate::prereq::{self, Allowance, Observed, Prerequisites};
-use crate::source::ga::Ga;
-use crate::source::http::HttpSource;
-use crate::source::prometheus::Prometheus;
-use crate::source::{Fixed, MetricError, MetricSource};
-use crate::store::{self, Recorded, RunStore, Store};
-use hpa_tier_core::hpa::{Hpa, HpaRef};
-use hpa_tier_core::plan::{self, Applied, Demand, Inputs, Plan};
-use hpa_tier_core::record::{self, CommandKind, Outcome, RunRecord};
+use crate::output;
+use crate::prereq::Prerequisites;
+use crate::prereq::aws::AwsAccount;
+use crate::source::{MetricSource, Users};
+use crate::store::{self, OpenStore, RunStore};
+
+/// Patches in flight at once: the largest deployment (ten namespaces × six
+/// services) goes out in one wave.
+const CONCURRENCY: usize = 64;
+
+/// One adapter per outside system.
+pub struct Adapters<U, C, P, O, N> {
+    pub users: U,
+    pub cluster: C,
+    pub prereqs: P,
+    pub store: O,
+    /// `None`: no webhook configured.
+    pub notifier: Option<N>,
+}
+
+/// How a run prints and whether it may write.
+#[derive(Clone, Copy, Debug)]
+pub struct Mode {
+    pub dry_run: bool,
+    pub output: Output,
+}
+
+/// What `check` or `upgrade` was asked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Request {
+    Check,
+    Upgrade {
+        capacity: u32,
+        force: bool,
+        hold: Option<SignedDuration>,
+    },
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<Completion> {
     let path = cli.config_path();
@@ -40,72 +79,111 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
         ..
     } = cli;
     let config = config::load(&path)?;
+    let mode = Mode { dry_run, output };
     match command {
         Command::Tiers => {
-            match output {
-                Output::Table => print!("{}", output::tiers_table(&config.tiers)),
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&output::tiers_json(&config.tiers))?
-                ),
-            }
+            print_tiers(&config, output)?;
             Ok(Completion::Success)
         }
         Command::Check { users } => {
             if users.is_none() {
                 config.check_key_file()?;
             }
-            let request = Request::Check { users };
-            block_on(&config, control(&config, request, dry_run, output))
+            let adapters = adapters(&config, users)?;
+            block_on(&config, |budget| {
+                control(&adapters, &config.policy, Request::Check, mode, budget)
+            })
         }
         Command::Upgrade {
             capacity,
             force,
             hold,
         } => {
-            if config.tiers.get(capacity).is_none() {
-                let valid: Vec<String> = config
-                    .tiers
-                    .capacities()
-                    .iter()
-                    .map(u32::to_string)
-                    .collect();
-                return Err(UsageError::new(format!(
-                    "{capacity} is not a tier capacity; valid capacities: {}",
-                    valid.join(", ")
-                ))
-                .into());
-            }
-            let hold = hold
-                .map(|h| {
-                    config::parse_duration(&h).map_err(|e| UsageError::new(format!("--hold: {e}")))
-                })
-                .transpose()?;
             let request = Request::Upgrade {
-                capacity,
+                capacity: tier_capacity(&config, capacity)?,
                 force,
-                hold,
+                hold: hold
+                    .map(|h| {
+                        config::parse_duration(&h)
+                            .map_err(|e| UsageError::new(format!("--hold: {e}")))
+                            .and_then(|d| {
+                                SignedDuration::try_from(d)
+                                    .map_err(|e| UsageError::new(format!("--hold: {e}")))
+                            })
+                    })
+                    .transpose()?,
             };
-            block_on(&config, control(&config, request, dry_run, output))
+            let adapters = adapters(&config, None)?;
+            block_on(&config, |budget| {
+                control(&adapters, &config.policy, request, mode, budget)
+            })
         }
         Command::Status => {
             if matches!(config.users, UsersSource::Ga(_)) {
                 config.check_key_file()?;
             }
-            block_on(&config, status(&config, output))
+            let adapters = adapters(&config, None)?;
+            let checks = (config.aws.rds_cluster.is_some(), config.aws.redis.is_some());
+            block_on(&config, |budget| {
+                status(&adapters, &config.policy, checks, output, budget)
+            })
         }
     }
 }
 
-/// The deadline of a whole run: every call has `timeout` on its own; this is
-/// the net under them, so a hung dependency cannot keep a cron job alive.
-fn deadline(config: &Config) -> Duration {
-    config.timeout * 6 + Duration::from_secs(5)
+fn tier_capacity(config: &Config, capacity: u32) -> Result<u32, UsageError> {
+    if config.policy.tiers.get(capacity).is_some() {
+        return Ok(capacity);
+    }
+    let valid: Vec<String> = config
+        .policy
+        .tiers
+        .capacities()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    Err(UsageError::new(format!(
+        "{capacity} is not a tier capacity; valid capacities: {}",
+        valid.join(", ")
+    )))
 }
 
-fn block_on(
+type RealAdapters = Adapters<Users, Kube, AwsAccount, store::Settings, Feishu>;
+
+/// The real adapters of `config` (nothing connects yet).
+fn adapters(config: &Config, fixed_users: Option<u32>) -> Result<RealAdapters, UsageError> {
+    Ok(Adapters {
+        users: Users::new(config, fixed_users)?,
+        cluster: Kube::new(&config.kube, config.timeout),
+        prereqs: AwsAccount::new(&config.aws, config.timeout),
+        store: store::Settings {
+            mysql: config.mysql.clone(),
+            state_file: config.state_file.clone(),
+            scope: config.policy.cluster.clone(),
+            timeout: config.timeout,
+        },
+        notifier: config
+            .feishu
+            .as_ref()
+            .map(|f| Feishu::new(f, &config.policy.cluster, config.timeout)),
+    })
+}
+
+fn print_tiers(config: &Config, output: Output) -> anyhow::Result<()> {
+    let tiers = &config.policy.tiers;
+    match output {
+        Output::Table => print!("{}", output::tiers_table(tiers)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::tiers_json(tiers))?
+        ),
+    }
+    Ok(())
+}
+
+fn block_on<F: Future<Output = anyhow::Result<Completion>>>(
     config: &Config,
-    fut: impl Future<Output = anyhow::Result<Completion>>,
+    run: impl FnOnce(Budget) -> F,
 ) -> anyhow::Result<Completion> {
     // One thread is plenty for a run that mostly waits on the network, and
     // keeps the footprint small; blocking HTTP goes to the blocking pool.
@@ -113,107 +191,223 @@ fn block_on(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let limit = deadline(config);
-    rt.block_on(async {
-        match tokio::time::timeout(limit, fut).await {
+    let result = rt.block_on(async {
+        let budget = Budget::start(config.timeout);
+        let limit = budget.total(tokio::time::Instant::now());
+        match tokio::time::timeout_at(budget.deadline(), run(budget)).await {
             Ok(r) => r,
             Err(_) => Err(anyhow::anyhow!(
-                "the run did not finish within its deadline of {}s (timeout_seconds × 6 + 5s); \
+                "the run did not finish within its deadline of {}s; \
                  whatever was in flight was abandoned",
                 limit.as_secs()
             )),
         }
+    });
+    // A blocking helper that hangs (an exec credential plugin) must not keep
+    // the process alive after the run has ended.
+    rt.shutdown_background();
+    result
+}
+
+// ---------------------------------------------------------------------------
+// check / upgrade
+
+/// What the gather phase read.
+struct Gathered<S> {
+    /// `None` for `upgrade`, which reads no users.
+    users: Option<Result<u32, String>>,
+    hpas: Vec<Hpa>,
+    unreadable: Vec<(HpaRef, String)>,
+    observed: Result<Observed, String>,
+    store: S,
+    locked: Result<bool, String>,
+    history: Result<Vec<RunRecord>, String>,
+    last_upgrade: Result<Option<RunRecord>, String>,
+}
+
+/// `check` and `upgrade`: one control pass.
+pub async fn control<U, C, P, O, N>(
+    a: &Adapters<U, C, P, O, N>,
+    policy: &Policy,
+    request: Request,
+    mode: Mode,
+    budget: Budget,
+) -> anyhow::Result<Completion>
+where
+    U: MetricSource,
+    C: Cluster,
+    P: Prerequisites,
+    O: OpenStore,
+    N: Notifier,
+{
+    let started = Timestamp::now();
+    let g = gather(a, policy, request, mode.dry_run, started, budget).await;
+    info!(
+        elapsed_ms = Timestamp::now().duration_since(started).as_millis(),
+        "gathered"
+    );
+    match &g.locked {
+        Ok(true) => {}
+        Ok(false) => {
+            g.store.close().await;
+            return lock_lost(policy, request, mode.output);
+        }
+        Err(e) => {
+            let e = anyhow::anyhow!("cannot take the run lock: {e}; nothing was done");
+            g.store.close().await;
+            return Err(e);
+        }
+    }
+    let decision = decide(&g, policy, request, started);
+    info!(
+        outcome = decision.outcome().as_str(),
+        "{}",
+        decision.message()
+    );
+
+    let applied = if mode.dry_run {
+        Applied::DryRun
+    } else {
+        apply(&a.cluster, &decision, budget).await
+    };
+    let conclusion = conclude::conclude(decision, applied, &policy.tiers, started);
+    let notices = if mode.dry_run {
+        let dry = |n: &Notice| NoticeReport::new(n, NoticeStatus::DryRun);
+        conclusion.notices.iter().map(dry).collect()
+    } else {
+        let history = g.history.as_deref().ok();
+        notify(
+            a.notifier.as_ref(),
+            &conclusion.notices,
+            history,
+            started,
+            policy,
+            budget,
+        )
+        .await
+    };
+    let recorded = if mode.dry_run {
+        Recorded::DryRun
+    } else {
+        let facts = RunFacts {
+            run_id: new_run_id(),
+            started,
+            finished: Timestamp::now(),
+        };
+        record(&g.store, &conclusion.record(&facts, &notices, &g.observed)).await
+    };
+    g.store.close().await;
+    let (report, done) = conclusion.report(&policy.cluster, notices, &recorded);
+    match mode.output {
+        Output::Table => print!("{}", output::run_table(&report)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(done)
+}
+
+/// Everything independent at once: users ∥ HPAs ∥ AWS ∥ store (open, lock,
+/// history, holds), each bounded by the gather phase's share of the budget.
+async fn gather<U, C, P, O, N>(
+    a: &Adapters<U, C, P, O, N>,
+    policy: &Policy,
+    request: Request,
+    dry_run: bool,
+    now: Timestamp,
+    budget: Budget,
+) -> Gathered<O::Store>
+where
+    U: MetricSource,
+    C: Cluster,
+    P: Prerequisites,
+    O: OpenStore,
+{
+    let limit = budget.gather();
+    let users = async {
+        match request {
+            Request::Check => Some(read_users(&a.users, limit).await),
+            Request::Upgrade { .. } => None,
+        }
+    };
+    let (users, (hpas, unreadable), observed, (store, locked, history, last_upgrade)) = tokio::join!(
+        users,
+        read_hpas(&a.cluster, &policy.services, limit),
+        read_prereqs(&a.prereqs, limit),
+        open_store(&a.store, policy, now, dry_run, limit),
+    );
+    if let Err(e) = &history {
+        warn!("run history unavailable ({e}): no scale-down this run");
+    }
+    if let Err(e) = &last_upgrade {
+        warn!("cannot read holds ({e})");
+    }
+    Gathered {
+        users,
+        hpas,
+        unreadable,
+        observed,
+        store,
+        locked,
+        history,
+        last_upgrade,
+    }
+}
+
+/// The core's inputs from what was gathered.
+fn decide<S>(g: &Gathered<S>, policy: &Policy, request: Request, now: Timestamp) -> Decision {
+    let hold = active_hold(g.last_upgrade.as_ref().ok().and_then(Option::as_ref), now);
+    let demand = match (request, &g.users) {
+        (
+            Request::Upgrade {
+                capacity,
+                force,
+                hold,
+            },
+            _,
+        ) => Demand::Upgrade {
+            capacity,
+            force,
+            hold,
+        },
+        (Request::Check, users) => Demand::Users(
+            users
+                .clone()
+                .unwrap_or_else(|| Err("the metric source was not read".into())),
+        ),
+    };
+    let prereqs = g
+        .observed
+        .as_ref()
+        .map(|o| prereq::evaluate(o, &policy.tiers))
+        .map_err(Clone::clone);
+    plan::decide(&Inputs {
+        now,
+        demand,
+        floors: Floor::of_hold(hold, now).into_iter().collect(),
+        policy,
+        hpas: &g.hpas,
+        unreadable: &g.unreadable,
+        prereqs: &prereqs,
+        history: g.history.as_deref().ok(),
     })
 }
 
-enum Request {
-    Check {
-        users: Option<u32>,
-    },
-    Upgrade {
-        capacity: u32,
-        force: bool,
-        hold: Option<Duration>,
-    },
-}
-
-impl Request {
-    fn kind(&self) -> CommandKind {
-        match self {
-            Request::Check { .. } => CommandKind::Check,
-            Request::Upgrade { .. } => CommandKind::Upgrade,
-        }
-    }
-}
-
-/// The configured metric source (or the `--users` override).
-enum Users {
-    Ga(Ga),
-    Http(HttpSource),
-    Prometheus(Prometheus),
-    Fixed(Fixed),
-}
-
-impl Users {
-    fn new(config: &Config, fixed: Option<u32>) -> Result<Users, UsageError> {
-        if let Some(n) = fixed {
-            return Ok(Users::Fixed(Fixed(n)));
-        }
-        Ok(match &config.users {
-            UsersSource::Ga(ga) => {
-                Users::Ga(Ga::new(ga, config.timeout).map_err(|e| UsageError::new(e.to_string()))?)
-            }
-            UsersSource::Http { url, json_pointer } => {
-                Users::Http(HttpSource::new(url, json_pointer, config.timeout))
-            }
-            UsersSource::Prometheus { url, query } => {
-                Users::Prometheus(Prometheus::new(url, query, config.timeout))
-            }
-        })
-    }
-
-    async fn read(&self) -> Result<u32, MetricError> {
-        match self {
-            Users::Ga(s) => s.online_users().await,
-            Users::Http(s) => s.online_users().await,
-            Users::Prometheus(s) => s.online_users().await,
-            Users::Fixed(s) => s.online_users().await,
-        }
-    }
-
-    /// The read under the per-chain safety net, errors as the planner takes them.
-    async fn read_within(&self, limit: Duration) -> Result<u32, String> {
-        bounded(limit, "the metric source", self.read())
-            .await
-            .and_then(|r| r.map_err(|e| e.to_string()))
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Users::Ga(s) => s.describe(),
-            Users::Http(s) => s.describe(),
-            Users::Prometheus(s) => s.describe(),
-            Users::Fixed(s) => s.describe(),
-        }
-    }
-}
-
-/// A per-chain safety net on top of each adapter's own timeout.
-async fn bounded<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl Future<Output = T>,
-) -> Result<T, String> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| format!("{what} did not answer within {}s", limit.as_secs()))
+async fn read_users(users: &impl MetricSource, limit: Duration) -> Result<u32, String> {
+    within(limit, "the metric source", users.online_users()).await
 }
 
 /// The HPAs that could be read, and those that could not (with why).
-fn split_reads(
+async fn read_hpas(
+    cluster: &impl Cluster,
     refs: &[HpaRef],
-    reads: Vec<Result<Hpa, ClusterError>>,
+    limit: Duration,
 ) -> (Vec<Hpa>, Vec<(HpaRef, String)>) {
+    let reads = match bounded(limit, "Kubernetes", cluster.read(refs)).await {
+        Ok(reads) => reads,
+        Err(e) => refs
+            .iter()
+            .map(|_| Err(ClusterError::Api(e.clone())))
+            .collect(),
+    };
     let mut ok = vec![];
     let mut failed = vec![];
     for (r, res) in refs.iter().zip(reads) {
@@ -225,380 +419,139 @@ fn split_reads(
     (ok, failed)
 }
 
-async fn read_hpas(config: &Config) -> (Option<KubeCluster>, Vec<Result<Hpa, ClusterError>>) {
-    let all_failed = |e: String| {
-        config
-            .services
-            .iter()
-            .map(|_| Err(ClusterError::Api(e.clone())))
-            .collect()
-    };
-    let limit = config.timeout * 2;
-    match bounded(
-        limit,
-        "Kubernetes",
-        KubeCluster::connect(&config.kube, config.timeout),
-    )
-    .await
-    {
-        Ok(Ok(cluster)) => match bounded(limit, "Kubernetes", cluster.read(&config.services)).await
-        {
-            Ok(reads) => (Some(cluster), reads),
-            Err(e) => (Some(cluster), all_failed(e)),
-        },
-        Ok(Err(e)) => (
-            None,
-            all_failed(format!("cannot connect to Kubernetes: {e}")),
-        ),
-        Err(e) => (None, all_failed(e)),
-    }
+async fn read_prereqs(prereqs: &impl Prerequisites, limit: Duration) -> Result<Observed, String> {
+    within(limit, "AWS", prereqs.observe()).await
 }
 
-async fn read_prereqs(config: &Config) -> Result<Observed, String> {
-    let aws = Aws::new(&config.aws, config.timeout).await;
-    bounded(config.timeout * 2, "AWS", aws.observe())
-        .await
-        .and_then(|r| r.map_err(|e| e.to_string()))
-}
-
-fn lock_name(config: &Config) -> String {
-    format!("hpa-tier:{}", config.cluster_id)
-}
-
-/// History far enough back for the scale-down window and notice dedupe.
-fn history_since(config: &Config, now: Timestamp) -> Timestamp {
-    let span = config.scale_down.max(config.notify_repeat);
-    now - SignedDuration::try_from(span).unwrap_or(SignedDuration::from_hours(24))
-}
-
-struct StoreSide {
-    store: Store,
-    locked: Result<bool, String>,
-    history: Result<Vec<RunRecord>, String>,
-    last_upgrade: Result<Option<RunRecord>, String>,
-}
+type StoreSide<S> = (
+    S,
+    Result<bool, String>,
+    Result<Vec<RunRecord>, String>,
+    Result<Option<RunRecord>, String>,
+);
 
 /// Opens the store and, unless this is a dry run (which writes nothing and
 /// so needs no lock), takes the run lock; then reads history and holds.
-async fn open_store(config: &Config, now: Timestamp, dry_run: bool) -> StoreSide {
-    let store = if dry_run {
-        store::open_read_only(
-            config.mysql.as_ref(),
-            &config.state_file,
-            &config.cluster_id,
-            config.timeout,
-        )
-        .await
-    } else {
-        store::open(
-            config.mysql.as_ref(),
-            &config.state_file,
-            &config.cluster_id,
-            config.timeout,
-        )
-        .await
-    };
-    let locked = if !dry_run {
-        store
-            .try_lock(&lock_name(config))
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        Ok(true)
-    };
-    let (history, last_upgrade) = tokio::join!(
-        store.history(history_since(config, now)),
-        store.last_upgrade()
-    );
-    StoreSide {
-        store,
-        locked,
-        history: history.map_err(|e| e.to_string()),
-        last_upgrade: last_upgrade.map_err(|e| e.to_string()),
-    }
-}
-
-/// `check` and `upgrade`: one control pass.
-async fn control(
-    config: &Config,
-    request: Request,
+async fn open_store<O: OpenStore>(
+    opener: &O,
+    policy: &Policy,
+    now: Timestamp,
     dry_run: bool,
-    output: Output,
-) -> anyhow::Result<Completion> {
-    let started = Timestamp::now();
-    let kind = request.kind();
-    let users_source = match &request {
-        Request::Check { users } => Some(Users::new(config, *users)?),
-        Request::Upgrade { .. } => None,
-    };
-
-    // Everything independent at once: users ∥ HPAs ∥ AWS ∥ store (lock, history).
-    let limit = config.timeout * 2;
-    let (users, (cluster, reads), observed, side) = tokio::join!(
-        async {
-            match &users_source {
-                Some(s) => Some(s.read_within(limit).await),
-                None => None,
-            }
-        },
-        read_hpas(config),
-        read_prereqs(config),
-        open_store(config, started, dry_run),
-    );
-    info!(
-        elapsed_ms = Timestamp::now().duration_since(started).as_millis(),
-        "gathered"
-    );
-
-    let StoreSide {
-        store,
-        locked,
-        history,
-        last_upgrade,
-    } = side;
-    match locked {
-        Ok(true) => {}
-        Ok(false) => {
-            let msg = format!(
-                "another hpa-tier run holds the lock for cluster {}; this {} did nothing",
-                config.cluster_id,
-                kind.as_str()
-            );
-            store.close().await;
-            return match kind {
-                CommandKind::Check => {
-                    // Scripts reading `-o json` still get their one document.
-                    if output == Output::Json {
-                        let doc = json!({
-                            "command": kind.as_str(),
-                            "cluster": config.cluster_id,
-                            "skipped": true,
-                            "message": msg,
-                            "exit_code": crate::error::exit_code(&Ok(Completion::Success)),
-                        });
-                        println!("{}", serde_json::to_string_pretty(&doc)?);
-                    }
-                    eprintln!("{msg}");
-                    Ok(Completion::Success)
-                }
-                CommandKind::Upgrade => Err(anyhow::anyhow!(msg)),
-            };
-        }
-        Err(e) => {
-            store.close().await;
-            return Err(anyhow::anyhow!(
-                "cannot take the run lock: {e}; nothing was done"
-            ));
-        }
-    }
-
-    let (hpas, unreadable) = split_reads(&config.services, reads);
-    let prereqs: Result<Allowance, String> = observed
-        .as_ref()
-        .map(|o| prereq::evaluate(o, &config.tiers))
-        .map_err(Clone::clone);
-    if let Err(e) = &history {
-        warn!("run history unavailable ({e}): no scale-down this run");
-    }
-    if let Err(e) = &last_upgrade {
-        warn!("cannot read holds ({e})");
-    }
-    let hold = record::active_hold(last_upgrade.as_ref().ok().and_then(Option::as_ref), started);
-    let demand = match &request {
-        Request::Check { .. } => Demand::Users(users.expect("check reads users")),
-        Request::Upgrade {
-            capacity, force, ..
-        } => Demand::Upgrade {
-            capacity: *capacity,
-            force: *force,
-        },
-    };
-    let plan = plan::plan(&Inputs {
-        now: started,
-        demand,
-        tiers: &config.tiers,
-        reference: config.reference(),
-        hpas: &hpas,
-        unreadable: &unreadable,
-        prereqs: &prereqs,
-        history: history.as_deref().ok(),
-        hold,
-        headroom_percent: config.headroom_percent,
-        scale_down: SignedDuration::try_from(config.scale_down)
-            .unwrap_or(SignedDuration::from_mins(30)),
-    });
-    info!(outcome = plan.outcome.as_str(), "{}", plan.message);
-
-    if dry_run {
-        let done = completion(kind, &plan, plan.outcome, Recorded::Stored);
-        let mut report = RunReport::from_plan(kind, &plan, &config.cluster_id, true);
-        report.exit_code = crate::error::exit_code(&Ok(done));
-        print_report(&report, output)?;
-        store.close().await;
-        return Ok(done);
-    }
-
-    // Apply.
-    let applied: Applied = match (&cluster, plan.changes.is_empty() || plan.refused) {
-        (Some(cluster), false) => {
-            let patches: Vec<_> = plan.changes.iter().map(|c| c.patch()).collect();
-            let results =
-                match bounded(config.timeout * 3, "Kubernetes", cluster.apply(&patches)).await {
-                    Ok(r) => r
-                        .into_iter()
-                        .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
-                        .collect(),
-                    Err(e) => patches.iter().map(|_| Err(e.clone())).collect::<Vec<_>>(),
-                };
-            patches.into_iter().map(|p| p.id).zip(results).collect()
-        }
-        _ => vec![],
-    };
-    let (outcome, notices) = plan::settle(&plan, &applied, &config.tiers, kind.as_str());
-
-    // Notify (deduped against history), then record what was delivered.
-    let notice_reports = send_notices(config, &notices, history.as_deref().ok(), started).await;
-    let notified: Vec<String> = notice_reports
-        .iter()
-        .filter(|n| n.status == "sent")
-        .filter_map(|n| n.key.clone())
-        .collect();
-
-    let finished = Timestamp::now();
-    let applied_any = applied.iter().any(|(_, r)| r.is_ok());
-    let current = plan.current.map(|c| c.capacity);
-    let to = if applied_any { plan.target } else { current };
-    let hold_until = match (&request, outcome) {
-        (
-            Request::Upgrade { hold: Some(h), .. },
-            Outcome::Applied | Outcome::Noop | Outcome::Partial,
-        ) => Some(started + SignedDuration::try_from(*h).unwrap_or(SignedDuration::ZERO)),
-        _ => None,
-    };
-    let mut report = RunReport::from_plan(kind, &plan, &config.cluster_id, false);
-    report.settle(outcome, &applied, to, notice_reports);
-    report.hold_until = hold_until;
-    let rec = RunRecord {
-        run_id: new_run_id(),
-        started_at: started,
-        finished_at: finished,
-        command: kind,
-        users: plan.users,
-        needed_capacity: plan.needed.map(|n| n.capacity),
-        from_capacity: current,
-        to_capacity: to,
-        outcome,
-        message: report.message.clone(),
-        detail: detail(&plan, &report, &observed),
-        hold_until,
-        notified,
-    };
-    let recorded = match store.record(&rec).await {
-        Ok(r) => {
-            report.record = match r {
-                Recorded::Stored => format!("recorded in {}", store.describe()),
-                Recorded::Spooled => format!(
-                    "MySQL unreachable: record spooled to {} for the next run",
-                    config.state_file.display()
-                ),
-            };
-            r
-        }
-        Err(e) => {
-            warn!("the run record was lost: {e}");
-            report.record = format!("NOT recorded: {e}");
-            Recorded::Spooled
-        }
-    };
-    store.close().await;
-    let done = completion(kind, &plan, outcome, recorded);
-    report.exit_code = crate::error::exit_code(&Ok(done));
-    print_report(&report, output)?;
-    Ok(done)
-}
-
-fn completion(kind: CommandKind, plan: &Plan, outcome: Outcome, recorded: Recorded) -> Completion {
-    if kind == CommandKind::Upgrade && plan.refused {
-        Completion::Refused
-    } else if matches!(outcome, Outcome::Error | Outcome::Partial) || recorded == Recorded::Spooled
-    {
-        Completion::Failed
+    limit: Duration,
+) -> StoreSide<O::Store> {
+    let store = opener.open(!dry_run).await;
+    let locked = if dry_run {
+        Ok(true)
     } else {
-        Completion::Success
-    }
+        let lock = format!("hpa-tier:{}", policy.cluster);
+        within(limit, "the run store", store.try_lock(&lock)).await
+    };
+    // Far enough back for the scale-down window and notice dedupe.
+    let since = now - policy.scale_down.max(policy.notify_repeat);
+    let (history, last_upgrade) = tokio::join!(
+        within(limit, "the run store", store.history(since)),
+        within(limit, "the run store", store.last_upgrade()),
+    );
+    (store, locked, history, last_upgrade)
 }
 
-fn print_report(report: &RunReport, output: Output) -> anyhow::Result<()> {
-    match output {
-        Output::Table => print!("{}", output::run_table(report)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+/// Another run holds the lock: a `check` says so and succeeds, an `upgrade`
+/// fails (the operator must know it did not happen).
+fn lock_lost(policy: &Policy, request: Request, output: Output) -> anyhow::Result<Completion> {
+    let kind = match request {
+        Request::Check => CommandKind::Check,
+        Request::Upgrade { .. } => CommandKind::Upgrade,
+    };
+    let msg = format!(
+        "another hpa-tier run holds the lock for cluster {}; this {} did nothing",
+        policy.cluster,
+        kind.as_str()
+    );
+    if kind == CommandKind::Upgrade {
+        return Err(anyhow::anyhow!(msg));
     }
-    Ok(())
+    // Scripts reading `-o json` still get their one document.
+    if output == Output::Json {
+        let doc = json!({
+            "command": kind.as_str(),
+            "cluster": policy.cluster,
+            "skipped": true,
+            "message": msg,
+            "exit_code": Completion::Success.exit_code(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    eprintln!("{msg}");
+    Ok(Completion::Success)
 }
 
-/// Sends every notice not already sent within `notify_repeat` (concurrently).
+/// Every patch concurrently, each result kept as it arrives: when the phase
+/// runs out of time, what was confirmed is still known (the rest is
+/// reported as not applied).
+async fn apply(cluster: &impl Cluster, decision: &Decision, budget: Budget) -> Applied {
+    let patches: Vec<_> = decision.changes.iter().map(|c| c.patch()).collect();
+    let mut done = Vec::with_capacity(patches.len());
+    let calls = patches.iter().map(|p| async move {
+        let result = cluster.apply_one(p).await;
+        (p.id.clone(), result.map(|_| ()).map_err(|e| e.to_string()))
+    });
+    let mut results = futures::stream::iter(calls).buffer_unordered(CONCURRENCY);
+    let limit = budget.apply();
+    let collect = async {
+        while let Some(r) = results.next().await {
+            done.push(r);
+        }
+    };
+    if tokio::time::timeout(limit, collect).await.is_err() {
+        warn!(
+            limit_s = limit.as_secs(),
+            "the HPA patches did not all answer in time; the rest are not confirmed"
+        );
+    }
+    Applied::Results(done)
+}
+
+/// Sends every notice not already sent within `notify_repeat`, concurrently.
 /// A failed notification is logged and reported, never fails the run.
-async fn send_notices(
-    config: &Config,
+async fn notify<N: Notifier>(
+    notifier: Option<&N>,
     notices: &[Notice],
     history: Option<&[RunRecord]>,
     now: Timestamp,
+    policy: &Policy,
+    budget: Budget,
 ) -> Vec<NoticeReport> {
-    let feishu = config
-        .feishu
-        .as_ref()
-        .map(|f| Feishu::new(f, &config.cluster_id, config.timeout));
-    let sends = notices.iter().map(|n| {
-        let key = n.dedupe_key();
-        let suppressed = match (&key, history) {
-            (Some(k), Some(h)) => notify::suppressed(k, h, now, config.notify_repeat),
-            _ => false,
+    let limit = budget.notify();
+    let sends = notices.iter().map(|n| async move {
+        let repeat = n
+            .dedupe_key()
+            .zip(history)
+            .is_some_and(|(k, h)| notice::suppressed(&k, h, now, policy.notify_repeat));
+        let status = match notifier {
+            _ if repeat => NoticeStatus::Suppressed,
+            None => NoticeStatus::NotConfigured,
+            Some(f) => match within(limit, "Feishu", f.send(n)).await {
+                Ok(()) => NoticeStatus::Sent,
+                Err(e) => NoticeStatus::Failed(e),
+            },
         };
-        let feishu = feishu.as_ref();
-        async move {
-            let status = if suppressed {
-                "suppressed".to_string()
-            } else if let Some(f) = feishu {
-                match f.send(n).await {
-                    Ok(()) => "sent".to_string(),
-                    Err(e) => {
-                        warn!("notification failed: {e}");
-                        format!("failed: {e}")
-                    }
-                }
-            } else {
-                "not configured".to_string()
-            };
-            NoticeReport {
-                kind: output::notice_kind(n).into(),
-                key,
-                status,
-            }
+        if let NoticeStatus::Failed(e) = &status {
+            warn!("notification failed: {e}");
         }
+        NoticeReport::new(n, status)
     });
-    join_all(sends).await
+    futures::future::join_all(sends).await
 }
 
-/// The record's `detail` column: what was seen and done, for the audit.
-fn detail(
-    plan: &Plan,
-    report: &RunReport,
-    observed: &Result<Observed, String>,
-) -> serde_json::Value {
-    json!({
-        "current": plan.current,
-        "prerequisites": match observed {
-            Ok(o) => json!(o),
-            Err(e) => json!({ "error": e }),
-        },
-        "changes": report.changes,
-        "above_tier": plan.above,
-        "blocked": plan.blocked,
-        "held_by": plan.held_by,
-        "hold_until": report.hold_until,
-        "errors": report.errors,
-        "notices": report.notices,
-    })
+async fn record(store: &impl RunStore, rec: &RunRecord) -> Recorded {
+    match store.record(rec).await {
+        Ok(store::Recorded::Stored) => Recorded::Stored(store.describe()),
+        Ok(store::Recorded::Spooled) => Recorded::Spooled(store.spool_location()),
+        Err(e) => {
+            warn!("the run record was lost: {e}");
+            Recorded::Lost(e.to_string())
+        }
+    }
 }
 
 /// 128 random bits, hex: unique across hosts, so a spooled record is never
@@ -612,45 +565,48 @@ fn new_run_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// ---------------------------------------------------------------------------
+// status
+
 /// `status`: everything at once; a failing source is shown in place.
-async fn status(config: &Config, output: Output) -> anyhow::Result<Completion> {
+pub async fn status<U, C, P, O, N>(
+    a: &Adapters<U, C, P, O, N>,
+    policy: &Policy,
+    (checks_rds, checks_redis): (bool, bool),
+    output: Output,
+    budget: Budget,
+) -> anyhow::Result<Completion>
+where
+    U: MetricSource,
+    C: Cluster,
+    P: Prerequisites,
+    O: OpenStore,
+{
     let now = Timestamp::now();
-    let users_source = Users::new(config, None)?;
-    let limit = config.timeout * 2;
-    let (users, (_, reads), observed, (store, runs, last_upgrade)) = tokio::join!(
-        users_source.read_within(limit),
-        read_hpas(config),
-        read_prereqs(config),
+    let limit = budget.gather();
+    let (users, (hpas, unreadable), observed, (store, runs, last_upgrade)) = tokio::join!(
+        read_users(&a.users, limit),
+        read_hpas(&a.cluster, &policy.services, limit),
+        read_prereqs(&a.prereqs, limit),
         async {
-            let store = store::open_read_only(
-                config.mysql.as_ref(),
-                &config.state_file,
-                &config.cluster_id,
-                config.timeout,
-            )
-            .await;
-            let (runs, last) = tokio::join!(store.latest(10), store.last_upgrade());
-            (
-                store,
-                runs.map_err(|e| e.to_string()),
-                last.map_err(|e| e.to_string()),
-            )
+            let store = a.store.open(false).await;
+            let (runs, last) = tokio::join!(
+                within(limit, "the run store", store.latest(10)),
+                within(limit, "the run store", store.last_upgrade()),
+            );
+            (store, runs, last)
         },
     );
-    let (hpas, unreadable) = split_reads(&config.services, reads);
-    let allowance = observed
-        .as_ref()
-        .ok()
-        .map(|o| prereq::evaluate(o, &config.tiers));
-    let report = StatusReport::build(output::StatusInputs {
+    let report = StatusReport::assess(StatusInputs {
         now,
-        config,
-        source: users_source.describe(),
+        policy,
+        checks_rds,
+        checks_redis,
+        source: a.users.describe(),
         users,
         hpas: &hpas,
         unreadable: &unreadable,
         observed: &observed,
-        highest_allowed: allowance.as_ref().and_then(prereq::highest_allowed),
         runs,
         last_upgrade,
         store: store.describe(),

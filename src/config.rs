@@ -311,6 +311,9 @@ pub struct Config {
     pub timeout: Duration,
     /// The EKS cluster name, or the context, naming the run lock.
     pub cluster_id: String,
+    /// What the decision reads (interim: duplicated from the fields above
+    /// until the per-section validation lands).
+    pub policy: hpa_tier_core::policy::Policy,
 }
 
 impl Config {
@@ -810,8 +813,8 @@ fn validate(
 
     Ok(Config {
         path: path.to_path_buf(),
-        tiers,
-        services,
+        tiers: tiers.clone(),
+        services: services.clone(),
         users,
         aws: AwsSettings {
             region,
@@ -832,6 +835,15 @@ fn validate(
         notify_repeat: Duration::from_secs(u64::from(raw.notify_repeat_minutes) * 60),
         check_interval: Duration::from_secs(u64::from(raw.check_time) * 60),
         timeout: Duration::from_secs(u64::from(raw.timeout_seconds)),
+        policy: hpa_tier_core::policy::Policy {
+            tiers,
+            services,
+            headroom_percent: raw.headroom_percent,
+            scale_down: jiff::SignedDuration::from_mins(i64::from(raw.scale_down_minutes)),
+            notify_repeat: jiff::SignedDuration::from_mins(i64::from(raw.notify_repeat_minutes)),
+            check_interval: jiff::SignedDuration::from_mins(i64::from(raw.check_time)),
+            cluster: cluster_id.clone(),
+        },
         cluster_id,
     })
 }

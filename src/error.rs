@@ -15,27 +15,13 @@ impl UsageError {
     }
 }
 
-/// How a command that ran to completion went, for the exit status. Failures
-/// that stop a command early are `Err` instead and carry their own kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Completion {
-    /// Applied, nothing to do, or blocked-and-announced in `check`.
-    Success,
-    /// The run did its best and reported, but something failed (metric
-    /// source, AWS, a patch, the store): cron must see a non-zero status.
-    Failed,
-    /// `upgrade` refused: the target tier's prerequisites are not met.
-    Refused,
-}
+pub use hpa_tier_core::conclude::Completion;
 
 /// Maps the result of a command to its exit status. The only place that does.
 pub fn exit_code(result: &anyhow::Result<Completion>) -> u8 {
     match result {
-        Ok(Completion::Success) => 0,
-        Ok(Completion::Failed) => 1,
-        Ok(Completion::Refused) => 3,
+        Ok(done) => done.exit_code(),
         Err(e) if e.chain().any(|c| c.is::<UsageError>()) => 2,
-        Err(e) if e.chain().any(|c| c.is::<clap::Error>()) => 2,
         Err(_) => 1,
     }
 }

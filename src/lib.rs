@@ -1,14 +1,16 @@
 //! hpa-tier as a library: the binary (`main.rs`) is a thin wrapper, and the
-//! integration tests drive the adapters directly against the stand-ins.
+//! integration tests drive the adapters and the shell directly.
 //!
-//! Functional core, imperative shell. The core — `tiers`, `plan`,
-//! `prereq::catalog`, `record`, `hpa`, notice rendering — is pure and must not
-//! import kube, aws-*, mysql_async or ureq (`scripts/test.sh` checks). Each
-//! outside system is one adapter behind a narrow trait: `source` (online
-//! users), `prereq::aws`, `cluster`, `store`, `notify`. `app` wires them.
+//! Functional core, imperative shell. Everything that decides lives in the
+//! `hpa-tier-core` crate (`core/`), whose manifest names no I/O crate. This
+//! crate holds one adapter per outside system, each behind a narrow trait —
+//! `source` (online users), `prereq::aws`, `cluster`, `store`, `notify` —
+//! the configuration, and `app`, the shell that runs a command's phases over
+//! those adapters.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod config;

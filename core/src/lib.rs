@@ -10,10 +10,12 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod conclude;
 pub mod hpa;
 pub mod notice;
 pub mod plan;
 pub mod policy;
 pub mod prereq;
 pub mod record;
+pub mod status;
 pub mod tiers;

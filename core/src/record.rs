@@ -51,6 +51,15 @@ impl Outcome {
         }
     }
 
+    /// The outcomes of a run whose tier took effect: an `upgrade` that ended
+    /// so sets the operator's intent (its hold; the tier it needs in the
+    /// scale-down window). Refused (`blocked`) and failed upgrades do not.
+    pub const TOOK_EFFECT: [Outcome; 3] = [Outcome::Applied, Outcome::Noop, Outcome::Partial];
+
+    pub fn took_effect(self) -> bool {
+        Outcome::TOOK_EFFECT.contains(&self)
+    }
+
     pub fn parse(s: &str) -> Option<Outcome> {
         Some(match s {
             "noop" => Outcome::Noop,
@@ -97,16 +106,16 @@ pub struct Hold {
 }
 
 impl RunRecord {
+    /// An `upgrade` that took effect: the source of holds.
+    pub fn is_effective_upgrade(&self) -> bool {
+        self.command == CommandKind::Upgrade && self.outcome.took_effect()
+    }
+
     /// The hold this record sets, if it is an `upgrade` that took effect.
     /// A later upgrade without `--hold` returns `None` here and so ends an
     /// earlier hold: the newest upgrade is the operator's current intent.
     pub fn hold(&self) -> Option<Hold> {
-        if self.command != CommandKind::Upgrade
-            || !matches!(
-                self.outcome,
-                Outcome::Applied | Outcome::Noop | Outcome::Partial
-            )
-        {
+        if !self.is_effective_upgrade() {
             return None;
         }
         Some(Hold {

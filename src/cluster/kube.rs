@@ -179,7 +179,7 @@ impl KubeCluster {
         self.get(id).await.map(|(hpa, _)| hpa)
     }
 
-    async fn apply_one(&self, p: &HpaPatch) -> Result<Hpa, ClusterError> {
+    async fn patch_one(&self, p: &HpaPatch) -> Result<Hpa, ClusterError> {
         let id = &p.id;
         let mut rv = match self.last_seen(id) {
             Some(rv) => rv,
@@ -226,8 +226,60 @@ impl Cluster for KubeCluster {
         in_waves(hpas.iter().map(|id| self.read_one(id)).collect()).await
     }
 
-    async fn apply(&self, patches: &[HpaPatch]) -> Vec<Result<Hpa, ClusterError>> {
-        in_waves(patches.iter().map(|p| self.apply_one(p)).collect()).await
+    async fn apply_one(&self, patch: &HpaPatch) -> Result<Hpa, ClusterError> {
+        self.patch_one(patch).await
+    }
+}
+
+impl KubeCluster {
+    /// Applies every patch concurrently; one result per input, same order.
+    pub async fn apply(&self, patches: &[HpaPatch]) -> Vec<Result<Hpa, ClusterError>> {
+        in_waves(patches.iter().map(|p| self.patch_one(p)).collect()).await
+    }
+}
+
+/// The cluster a run talks to, connected on first use: the connection
+/// (kubeconfig, an exec credential plugin) then runs alongside the other
+/// reads of the gather phase instead of before them, and `apply` reuses it.
+pub struct Kube {
+    settings: KubeSettings,
+    timeout: Duration,
+    connected: tokio::sync::OnceCell<Result<KubeCluster, ClusterError>>,
+}
+
+impl Kube {
+    pub fn new(settings: &KubeSettings, timeout: Duration) -> Self {
+        Kube {
+            settings: settings.clone(),
+            timeout,
+            connected: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn cluster(&self) -> &Result<KubeCluster, ClusterError> {
+        self.connected
+            .get_or_init(|| async {
+                KubeCluster::connect(&self.settings, self.timeout)
+                    .await
+                    .map_err(|e| ClusterError::Api(format!("cannot connect to Kubernetes: {e}")))
+            })
+            .await
+    }
+}
+
+impl Cluster for Kube {
+    async fn read(&self, hpas: &[HpaRef]) -> Vec<Result<Hpa, ClusterError>> {
+        match self.cluster().await {
+            Ok(c) => c.read(hpas).await,
+            Err(e) => hpas.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    async fn apply_one(&self, patch: &HpaPatch) -> Result<Hpa, ClusterError> {
+        match self.cluster().await {
+            Ok(c) => c.patch_one(patch).await,
+            Err(e) => Err(e.clone()),
+        }
     }
 }
 

@@ -11,11 +11,11 @@ use hpa_tier_core::hpa::{Hpa, HpaPatch, HpaRef};
 pub trait Cluster: Send + Sync {
     /// Reads every HPA concurrently; one result per input, same order.
     fn read(&self, hpas: &[HpaRef]) -> impl Future<Output = Vec<Result<Hpa, ClusterError>>> + Send;
-    /// Applies every patch concurrently; one result per input, same order.
-    fn apply(
-        &self,
-        patches: &[HpaPatch],
-    ) -> impl Future<Output = Vec<Result<Hpa, ClusterError>>> + Send;
+    /// Applies one patch (retrying conflicts); the HPA as it is afterwards.
+    /// The shell runs these concurrently and keeps each result as it
+    /// arrives, so a run stopped midway still knows what it patched.
+    fn apply_one(&self, patch: &HpaPatch)
+    -> impl Future<Output = Result<Hpa, ClusterError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -317,6 +317,29 @@ impl Aws {
     }
 }
 
+/// The AWS account of a run, its SDK configuration (region, credentials,
+/// endpoint) loaded when it is first read: alongside the other reads of the
+/// gather phase, not before them.
+pub struct AwsAccount {
+    settings: AwsSettings,
+    timeout: Duration,
+}
+
+impl AwsAccount {
+    pub fn new(settings: &AwsSettings, timeout: Duration) -> Self {
+        AwsAccount {
+            settings: settings.clone(),
+            timeout,
+        }
+    }
+}
+
+impl Prerequisites for AwsAccount {
+    async fn observe(&self) -> Result<Observed, PrereqError> {
+        Aws::new(&self.settings, self.timeout).await.observe().await
+    }
+}
+
 impl Prerequisites for Aws {
     /// Reads RDS and ElastiCache concurrently; a part whose name is not
     /// configured is `None` and costs no call.

@@ -9,6 +9,9 @@ pub mod prometheus;
 
 use std::future::Future;
 
+use crate::config::{Config, UsersSource};
+use crate::error::UsageError;
+
 /// Reads the number of people online right now.
 pub trait MetricSource: Send + Sync {
     fn online_users(&self) -> impl Future<Output = Result<u32, MetricError>> + Send;
@@ -55,5 +58,52 @@ impl MetricSource for Fixed {
     }
     fn describe(&self) -> String {
         format!("--users {}", self.0)
+    }
+}
+
+/// The configured metric source, or the `--users` override.
+pub enum Users {
+    Ga(ga::Ga),
+    Http(http::HttpSource),
+    Prometheus(prometheus::Prometheus),
+    Fixed(Fixed),
+}
+
+impl Users {
+    pub fn new(config: &Config, fixed: Option<u32>) -> Result<Users, UsageError> {
+        if let Some(n) = fixed {
+            return Ok(Users::Fixed(Fixed(n)));
+        }
+        Ok(match &config.users {
+            UsersSource::Ga(s) => Users::Ga(
+                ga::Ga::new(s, config.timeout).map_err(|e| UsageError::new(e.to_string()))?,
+            ),
+            UsersSource::Http { url, json_pointer } => {
+                Users::Http(http::HttpSource::new(url, json_pointer, config.timeout))
+            }
+            UsersSource::Prometheus { url, query } => {
+                Users::Prometheus(prometheus::Prometheus::new(url, query, config.timeout))
+            }
+        })
+    }
+}
+
+impl MetricSource for Users {
+    async fn online_users(&self) -> Result<u32, MetricError> {
+        match self {
+            Users::Ga(s) => s.online_users().await,
+            Users::Http(s) => s.online_users().await,
+            Users::Prometheus(s) => s.online_users().await,
+            Users::Fixed(s) => s.online_users().await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Users::Ga(s) => s.describe(),
+            Users::Http(s) => s.describe(),
+            Users::Prometheus(s) => s.describe(),
+            Users::Fixed(s) => s.describe(),
+        }
     }
 }

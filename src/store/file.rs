@@ -125,7 +125,7 @@ fn keep_on_compaction(entries: &[Entry], now: Timestamp) -> Vec<bool> {
         else {
             continue;
         };
-        if super::is_effective_upgrade(record) {
+        if record.is_effective_upgrade() {
             let slot = newest_upgrade
                 .entry(cluster.as_deref())
                 .or_insert((record.started_at, i));
@@ -443,7 +443,7 @@ impl RunStore for FileStore {
         // The last in file order wins a tie, as the newest written.
         Ok(records
             .into_iter()
-            .filter(super::is_effective_upgrade)
+            .filter(|r| r.is_effective_upgrade())
             .reduce(|a, b| if b.started_at >= a.started_at { b } else { a }))
     }
 
@@ -480,6 +480,14 @@ impl RunStore for FileStore {
         if let Some(file) = held {
             let _ = file.unlock();
         }
+    }
+
+    fn describe(&self) -> String {
+        FileStore::describe(self)
+    }
+
+    fn spool_location(&self) -> String {
+        self.path().display().to_string()
     }
 }
 

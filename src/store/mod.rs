@@ -51,6 +51,40 @@ pub trait RunStore: Send + Sync {
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
     /// Releases the lock and closes connections.
     fn close(self) -> impl Future<Output = ()> + Send;
+    /// Where records go, for reports and `status`; never the password.
+    fn describe(&self) -> String;
+    /// Where a record MySQL cannot take is kept until the next run.
+    fn spool_location(&self) -> String;
+}
+
+/// Opens the store of a run: the shell's seam for the store.
+pub trait OpenStore: Send + Sync {
+    type Store: RunStore;
+    /// `writes: false` (`--dry-run`, `status`) reads and writes nothing at
+    /// all: no schema, no spool flush, no lock.
+    fn open(&self, writes: bool) -> impl Future<Output = Self::Store> + Send;
+}
+
+/// The configured store: MySQL (spooling to `state_file`) or the file store.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mysql: Option<MysqlSettings>,
+    pub state_file: std::path::PathBuf,
+    /// The records' scope: the cluster id.
+    pub scope: String,
+    pub timeout: Duration,
+}
+
+impl OpenStore for Settings {
+    type Store = Store;
+    async fn open(&self, writes: bool) -> Store {
+        let (mysql, file) = (self.mysql.as_ref(), self.state_file.as_path());
+        if writes {
+            open(mysql, file, &self.scope, self.timeout).await
+        } else {
+            open_read_only(mysql, file, &self.scope, self.timeout).await
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,8 +236,7 @@ pub async fn open_read_only(
 }
 
 impl Store {
-    /// Where records go, for logs and `status`; never the password.
-    pub fn describe(&self) -> String {
+    fn describe_backend(&self) -> String {
         match &self.backend {
             Backend::Mysql(m) => m.describe(),
             Backend::File(f) => f.describe(),
@@ -282,6 +315,17 @@ impl RunStore for Store {
             Backend::Spool { spool, .. } => spool.close().await,
         }
     }
+
+    fn describe(&self) -> String {
+        self.describe_backend()
+    }
+
+    fn spool_location(&self) -> String {
+        match &self.backend {
+            Backend::Mysql(m) => m.spool_location(),
+            Backend::File(f) | Backend::Spool { spool: f, .. } => f.path().display().to_string(),
+        }
+    }
 }
 
 /// The history answer from records in any order: those started at or after
@@ -291,16 +335,6 @@ pub(crate) fn window(mut records: Vec<RunRecord>, since: Timestamp) -> Vec<RunRe
     let first_in = records.partition_point(|r| r.started_at < since);
     let from = first_in.saturating_sub(1);
     records.split_off(from)
-}
-
-/// Whether a record is an upgrade that took effect (a hold source).
-pub(crate) fn is_effective_upgrade(r: &RunRecord) -> bool {
-    use hpa_tier_core::record::{CommandKind, Outcome};
-    r.command == CommandKind::Upgrade
-        && matches!(
-            r.outcome,
-            Outcome::Applied | Outcome::Noop | Outcome::Partial
-        )
 }
 
 #[cfg(test)]

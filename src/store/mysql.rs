@@ -338,6 +338,11 @@ impl MysqlStore {
         }
     }
 
+    /// Where a record MySQL cannot take goes.
+    pub fn spool_location(&self) -> String {
+        self.spool.path().display().to_string()
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "MySQL {}{}",
@@ -588,19 +593,20 @@ impl RunStore for MysqlStore {
     }
 
     async fn last_upgrade(&self) -> Result<Option<RunRecord>, StoreError> {
+        let took_effect = Outcome::TOOK_EFFECT;
+        let placeholders = vec!["?"; took_effect.len()].join(", ");
+        let mut params = vec![
+            Value::from(self.scope.as_str()),
+            Value::from(CommandKind::Upgrade.as_str()),
+        ];
+        params.extend(took_effect.iter().map(|o| Value::from(o.as_str())));
         Ok(self
             .select(
                 &format!(
                     "SELECT {COLUMNS} FROM hpa_tier_runs WHERE cluster = ? AND command = ? \
-                     AND outcome IN (?, ?, ?) ORDER BY started_at DESC, id DESC LIMIT 1"
+                     AND outcome IN ({placeholders}) ORDER BY started_at DESC, id DESC LIMIT 1"
                 ),
-                vec![
-                    Value::from(self.scope.as_str()),
-                    Value::from(CommandKind::Upgrade.as_str()),
-                    Value::from(Outcome::Applied.as_str()),
-                    Value::from(Outcome::Noop.as_str()),
-                    Value::from(Outcome::Partial.as_str()),
-                ],
+                params,
             )
             .await?
             .pop())
@@ -669,6 +675,14 @@ impl RunStore for MysqlStore {
             }
             Err(_) => tracing::debug!(mysql = %self.target, "closing the MySQL pool timed out"),
         }
+    }
+
+    fn describe(&self) -> String {
+        MysqlStore::describe(self)
+    }
+
+    fn spool_location(&self) -> String {
+        self.spool_location()
     }
 }
 
