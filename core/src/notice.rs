@@ -4,8 +4,6 @@
 //! Sending is the `feishu` adapter's job; nothing here does I/O (this file
 //! must not import tokio, ureq or std::net — `tests/it/architecture.rs`).
 
-use std::time::Duration;
-
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -113,11 +111,15 @@ fn slug(s: &str) -> String {
 /// record's `notified`) by a run that started less than `window` before
 /// `now`. A zero window never suppresses. A record dated after `now` (clocks
 /// of two hosts disagree) counts as recent.
-pub fn suppressed(key: &str, history: &[RunRecord], now: Timestamp, window: Duration) -> bool {
+pub fn suppressed(
+    key: &str,
+    history: &[RunRecord],
+    now: Timestamp,
+    window: SignedDuration,
+) -> bool {
     if window.is_zero() {
         return false;
     }
-    let window = SignedDuration::try_from(window).unwrap_or(SignedDuration::MAX);
     history
         .iter()
         .any(|r| now.duration_since(r.started_at) < window && r.notified.iter().any(|k| k == key))
@@ -781,10 +783,10 @@ mod tests {
     #[test]
     fn suppressed_within_the_window_and_let_through_after() {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
-        let hour = Duration::from_secs(3600);
+        let hour = SignedDuration::from_hours(1);
         let key = "blocked:2000:00ff";
         let quiet = |mins| RunRecord::check_needing(2000, 600, now, mins);
-        let cases: Vec<(&str, Vec<RunRecord>, Duration, bool)> = vec![
+        let cases: Vec<(&str, Vec<RunRecord>, SignedDuration, bool)> = vec![
             ("no history", vec![], hour, false),
             (
                 "sent 5 minutes ago",
@@ -831,13 +833,13 @@ mod tests {
             (
                 "window of zero: never suppress",
                 vec![delivered(key, now, 1)],
-                Duration::ZERO,
+                SignedDuration::ZERO,
                 false,
             ),
             (
                 "short window",
                 vec![delivered(key, now, 10)],
-                Duration::from_secs(5 * 60),
+                SignedDuration::from_mins(5),
                 false,
             ),
         ];
@@ -850,7 +852,7 @@ mod tests {
     fn a_repeat_is_suppressed_until_the_window_has_passed() {
         // The life of one blocked notice over cron runs every 5 minutes.
         let t0 = Timestamp::from_second(1_800_000_000).unwrap();
-        let window = Duration::from_secs(30 * 60);
+        let window = SignedDuration::from_mins(30);
         let notice = blocked(600, 2000, 600, vec![redis_short()]);
         let key = notice.dedupe_key().unwrap();
         let mut history: Vec<RunRecord> = vec![];
