@@ -43,10 +43,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
     match command {
         Command::Tiers => {
             match output {
-                Output::Table => print!("{}", output::tiers_table(&config.tiers)),
+                Output::Table => print!("{}", output::tiers_table(&config.policy.tiers)),
                 Output::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&output::tiers_json(&config.tiers))?
+                    serde_json::to_string_pretty(&output::tiers_json(&config.policy.tiers))?
                 ),
             }
             Ok(Completion::Success)
@@ -63,24 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
             force,
             hold,
         } => {
-            if config.tiers.get(capacity).is_none() {
-                let valid: Vec<String> = config
-                    .tiers
-                    .capacities()
-                    .iter()
-                    .map(u32::to_string)
-                    .collect();
-                return Err(UsageError::new(format!(
-                    "{capacity} is not a tier capacity; valid capacities: {}",
-                    valid.join(", ")
-                ))
-                .into());
-            }
-            let hold = hold
-                .map(|h| {
-                    config::parse_duration(&h).map_err(|e| UsageError::new(format!("--hold: {e}")))
-                })
-                .transpose()?;
+            let capacity = config.tier_capacity(capacity)?;
             let request = Request::Upgrade {
                 capacity,
                 force,
@@ -133,7 +116,7 @@ enum Request {
     Upgrade {
         capacity: u32,
         force: bool,
-        hold: Option<Duration>,
+        hold: Option<SignedDuration>,
     },
 }
 
@@ -228,6 +211,7 @@ fn split_reads(
 async fn read_hpas(config: &Config) -> (Option<KubeCluster>, Vec<Result<Hpa, ClusterError>>) {
     let all_failed = |e: String| {
         config
+            .policy
             .services
             .iter()
             .map(|_| Err(ClusterError::Api(e.clone())))
@@ -241,11 +225,12 @@ async fn read_hpas(config: &Config) -> (Option<KubeCluster>, Vec<Result<Hpa, Clu
     )
     .await
     {
-        Ok(Ok(cluster)) => match bounded(limit, "Kubernetes", cluster.read(&config.services)).await
-        {
-            Ok(reads) => (Some(cluster), reads),
-            Err(e) => (Some(cluster), all_failed(e)),
-        },
+        Ok(Ok(cluster)) => {
+            match bounded(limit, "Kubernetes", cluster.read(&config.policy.services)).await {
+                Ok(reads) => (Some(cluster), reads),
+                Err(e) => (Some(cluster), all_failed(e)),
+            }
+        }
         Ok(Err(e)) => (
             None,
             all_failed(format!("cannot connect to Kubernetes: {e}")),
@@ -262,13 +247,12 @@ async fn read_prereqs(config: &Config) -> Result<Observed, String> {
 }
 
 fn lock_name(config: &Config) -> String {
-    format!("hpa-tier:{}", config.cluster_id)
+    format!("hpa-tier:{}", config.policy.cluster)
 }
 
 /// History far enough back for the scale-down window and notice dedupe.
 fn history_since(config: &Config, now: Timestamp) -> Timestamp {
-    let span = config.scale_down.max(config.notify_repeat);
-    now - SignedDuration::try_from(span).unwrap_or(SignedDuration::from_hours(24))
+    now - config.policy.scale_down.max(config.policy.notify_repeat)
 }
 
 struct StoreSide {
@@ -285,7 +269,7 @@ async fn open_store(config: &Config, now: Timestamp, dry_run: bool) -> StoreSide
         store::open_read_only(
             config.mysql.as_ref(),
             &config.state_file,
-            &config.cluster_id,
+            &config.policy.cluster,
             config.timeout,
         )
         .await
@@ -293,7 +277,7 @@ async fn open_store(config: &Config, now: Timestamp, dry_run: bool) -> StoreSide
         store::open(
             config.mysql.as_ref(),
             &config.state_file,
-            &config.cluster_id,
+            &config.policy.cluster,
             config.timeout,
         )
         .await
@@ -361,7 +345,7 @@ async fn control(
         Ok(false) => {
             let msg = format!(
                 "another hpa-tier run holds the lock for cluster {}; this {} did nothing",
-                config.cluster_id,
+                config.policy.cluster,
                 kind.as_str()
             );
             store.close().await;
@@ -371,7 +355,7 @@ async fn control(
                     if output == Output::Json {
                         let doc = json!({
                             "command": kind.as_str(),
-                            "cluster": config.cluster_id,
+                            "cluster": config.policy.cluster,
                             "skipped": true,
                             "message": msg,
                             "exit_code": crate::error::exit_code(&Ok(Completion::Success)),
@@ -392,10 +376,10 @@ async fn control(
         }
     }
 
-    let (hpas, unreadable) = split_reads(&config.services, reads);
+    let (hpas, unreadable) = split_reads(&config.policy.services, reads);
     let prereqs: Result<Allowance, String> = observed
         .as_ref()
-        .map(|o| prereq::evaluate(o, &config.tiers))
+        .map(|o| prereq::evaluate(o, &config.policy.tiers))
         .map_err(Clone::clone);
     if let Err(e) = &history {
         warn!("run history unavailable ({e}): no scale-down this run");
@@ -416,22 +400,21 @@ async fn control(
     let plan = plan::plan(&Inputs {
         now: started,
         demand,
-        tiers: &config.tiers,
-        reference: config.reference(),
+        tiers: &config.policy.tiers,
+        reference: config.policy.reference(),
         hpas: &hpas,
         unreadable: &unreadable,
         prereqs: &prereqs,
         history: history.as_deref().ok(),
         hold,
-        headroom_percent: config.headroom_percent,
-        scale_down: SignedDuration::try_from(config.scale_down)
-            .unwrap_or(SignedDuration::from_mins(30)),
+        headroom_percent: config.policy.headroom_percent,
+        scale_down: config.policy.scale_down,
     });
     info!(outcome = plan.outcome.as_str(), "{}", plan.message);
 
     if dry_run {
         let done = completion(kind, &plan, plan.outcome, Recorded::Stored);
-        let mut report = RunReport::from_plan(kind, &plan, &config.cluster_id, true);
+        let mut report = RunReport::from_plan(kind, &plan, &config.policy.cluster, true);
         report.exit_code = crate::error::exit_code(&Ok(done));
         print_report(&report, output)?;
         store.close().await;
@@ -454,7 +437,7 @@ async fn control(
         }
         _ => vec![],
     };
-    let (outcome, notices) = plan::settle(&plan, &applied, &config.tiers, kind.as_str());
+    let (outcome, notices) = plan::settle(&plan, &applied, &config.policy.tiers, kind.as_str());
 
     // Notify (deduped against history), then record what was delivered.
     let notice_reports = send_notices(config, &notices, history.as_deref().ok(), started).await;
@@ -472,10 +455,10 @@ async fn control(
         (
             Request::Upgrade { hold: Some(h), .. },
             Outcome::Applied | Outcome::Noop | Outcome::Partial,
-        ) => Some(started + SignedDuration::try_from(*h).unwrap_or(SignedDuration::ZERO)),
+        ) => Some(started + *h),
         _ => None,
     };
-    let mut report = RunReport::from_plan(kind, &plan, &config.cluster_id, false);
+    let mut report = RunReport::from_plan(kind, &plan, &config.policy.cluster, false);
     report.settle(outcome, &applied, to, notice_reports);
     report.hold_until = hold_until;
     let rec = RunRecord {
@@ -547,11 +530,11 @@ async fn send_notices(
     let feishu = config
         .feishu
         .as_ref()
-        .map(|f| Feishu::new(f, &config.cluster_id, config.timeout));
+        .map(|f| Feishu::new(f, &config.policy.cluster, config.timeout));
     let sends = notices.iter().map(|n| {
         let key = n.dedupe_key();
         let suppressed = match (&key, history) {
-            (Some(k), Some(h)) => notify::suppressed(k, h, now, config.notify_repeat),
+            (Some(k), Some(h)) => notify::suppressed(k, h, now, config.policy.notify_repeat),
             _ => false,
         };
         let feishu = feishu.as_ref();
@@ -625,7 +608,7 @@ async fn status(config: &Config, output: Output) -> anyhow::Result<Completion> {
             let store = store::open_read_only(
                 config.mysql.as_ref(),
                 &config.state_file,
-                &config.cluster_id,
+                &config.policy.cluster,
                 config.timeout,
             )
             .await;
@@ -637,11 +620,11 @@ async fn status(config: &Config, output: Output) -> anyhow::Result<Completion> {
             )
         },
     );
-    let (hpas, unreadable) = split_reads(&config.services, reads);
+    let (hpas, unreadable) = split_reads(&config.policy.services, reads);
     let allowance = observed
         .as_ref()
         .ok()
-        .map(|o| prereq::evaluate(o, &config.tiers));
+        .map(|o| prereq::evaluate(o, &config.policy.tiers));
     let report = StatusReport::build(output::StatusInputs {
         now,
         config,

@@ -448,8 +448,8 @@ pub struct StatusInputs<'a> {
 
 impl StatusReport {
     pub fn build(i: StatusInputs) -> Self {
-        let tiers = &i.config.tiers;
-        let reference = i.config.reference();
+        let tiers = &i.config.policy.tiers;
+        let reference = i.config.policy.reference();
         let current = i
             .hpas
             .iter()
@@ -497,7 +497,7 @@ impl StatusReport {
             Ok(u) => UsersNow {
                 source: i.source.clone(),
                 users: Some(*u),
-                needed_capacity: Some(tiers.needed(*u, i.config.headroom_percent).capacity),
+                needed_capacity: Some(tiers.needed(*u, i.config.policy.headroom_percent).capacity),
                 error: None,
             },
             Err(e) => UsersNow {
@@ -538,16 +538,16 @@ impl StatusReport {
         let mut warnings = vec![];
         let (runs, runs_error) = match i.runs {
             Ok(runs) => {
-                let stale_after = i.config.check_interval * 2;
+                let stale_after = i.config.policy.check_interval * 2;
                 match runs.first() {
                     None => warnings.push("no runs recorded yet".to_string()),
                     Some(last) => {
                         let age = i.now.duration_since(last.started_at);
-                        if age.as_secs() > stale_after.as_secs() as i64 {
+                        if age.as_secs() > stale_after.as_secs() {
                             warnings.push(format!(
                                 "the last run was {} minutes ago, more than twice check_time ({} min): is the cron job running?",
                                 age.as_mins(),
-                                i.config.check_interval.as_secs() / 60
+                                i.config.policy.check_interval.as_mins()
                             ));
                         }
                     }
@@ -575,7 +575,7 @@ impl StatusReport {
             ));
         }
         StatusReport {
-            cluster: i.config.cluster_id.clone(),
+            cluster: i.config.policy.cluster.clone(),
             now: i.now,
             current,
             current_error,

@@ -70,27 +70,19 @@ pub struct TierSpec {
 
 /// Why a tier table is invalid. The message says it in the words of the
 /// config file; the fields say where, so the config can point at the line.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TierError {
-    #[error("tiers: the table is empty; give at least one tier")]
     Empty,
-    #[error("hpa_service_name: `{reference}` is not one of the services ({})", .services.join(", "))]
     UnknownReference {
         reference: String,
         services: Vec<String>,
     },
     /// One tier is wrong: `tiers[index]`, whose capacity is `capacity`.
-    #[error("tiers[{index}] (capacity {capacity}): {problem}")]
     Tier {
         index: usize,
         capacity: u32,
         problem: TierProblem,
     },
-    #[error(
-        "tiers: the reference service `{reference}` (hpa_service_name) must have strictly \
-         increasing replicas so its HPA tells the tier apart, but tier {lower} has {lower_min} \
-         and tier {upper} has {upper_min}"
-    )]
     ReferenceNotIncreasing {
         reference: String,
         lower: u32,
@@ -98,6 +90,20 @@ pub enum TierError {
         upper: u32,
         upper_min: u32,
     },
+}
+
+impl std::error::Error for TierError {}
+
+/// `<key> (capacity N): <reason>` for one tier, `<key>: <reason>` otherwise.
+impl std::fmt::Display for TierError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TierError::Tier {
+                capacity, problem, ..
+            } => write!(f, "{} (capacity {capacity}): {problem}", self.key()),
+            _ => write!(f, "{}: {}", self.key(), self.reason()),
+        }
+    }
 }
 
 /// What is wrong with one tier.
@@ -125,6 +131,32 @@ pub enum TierProblem {
 }
 
 impl TierError {
+    /// What is wrong, without the key.
+    pub fn reason(&self) -> String {
+        match self {
+            TierError::Empty => "the table is empty; give at least one tier".into(),
+            TierError::UnknownReference {
+                reference,
+                services,
+            } => format!(
+                "`{reference}` is not one of the services ({})",
+                services.join(", ")
+            ),
+            TierError::Tier { problem, .. } => problem.to_string(),
+            TierError::ReferenceNotIncreasing {
+                reference,
+                lower,
+                lower_min,
+                upper,
+                upper_min,
+            } => format!(
+                "the reference service `{reference}` (hpa_service_name) must have strictly \
+                 increasing replicas so its HPA tells the tier apart, but tier {lower} has \
+                 {lower_min} and tier {upper} has {upper_min}"
+            ),
+        }
+    }
+
     /// The config key it is about: `tiers`, `tiers[1]` or `hpa_service_name`.
     pub fn key(&self) -> String {
         match self {
