@@ -100,18 +100,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
             hold,
         } => {
             let request = Request::Upgrade {
-                capacity: tier_capacity(&config, capacity)?,
+                capacity: config.tier_capacity(capacity)?,
                 force,
-                hold: hold
-                    .map(|h| {
-                        config::parse_duration(&h)
-                            .map_err(|e| UsageError::new(format!("--hold: {e}")))
-                            .and_then(|d| {
-                                SignedDuration::try_from(d)
-                                    .map_err(|e| UsageError::new(format!("--hold: {e}")))
-                            })
-                    })
-                    .transpose()?,
+                hold,
             };
             let adapters = adapters(&config, None)?;
             block_on(&config, |budget| {
@@ -129,23 +120,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
             })
         }
     }
-}
-
-fn tier_capacity(config: &Config, capacity: u32) -> Result<u32, UsageError> {
-    if config.policy.tiers.get(capacity).is_some() {
-        return Ok(capacity);
-    }
-    let valid: Vec<String> = config
-        .policy
-        .tiers
-        .capacities()
-        .iter()
-        .map(u32::to_string)
-        .collect();
-    Err(UsageError::new(format!(
-        "{capacity} is not a tier capacity; valid capacities: {}",
-        valid.join(", ")
-    )))
 }
 
 type RealAdapters = Adapters<Users, Kube, AwsAccount, store::Settings, Feishu>;

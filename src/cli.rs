@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use hpa_tier_core::duration;
+use jiff::SignedDuration;
 
 /// Keeps the HorizontalPodAutoscalers of an EKS platform sized for the number
 /// of people online, one capacity tier at a time.
@@ -75,14 +77,41 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Keep later `check` runs from stepping below this tier for this long
-        /// (e.g. 90m, 2h, 1d).
-        #[arg(long, value_name = "DURATION")]
-        hold: Option<String>,
+        /// (e.g. 90m, 2h, 1d; at most 30 days).
+        #[arg(long, value_name = "DURATION", value_parser = parse_hold)]
+        hold: Option<SignedDuration>,
     },
     /// Where things stand: current tier, each HPA, prerequisites, hold, last runs.
     Status,
     /// The validated tier table, inherited prerequisites filled in.
     Tiers,
+}
+
+/// The longest `--hold`: a forgotten hold runs out by itself within a month.
+pub const MAX_HOLD: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// `--hold`: a duration above zero and at most [`MAX_HOLD`]. A clap value
+/// parser, so a bad one is a usage error (exit 2) before anything is read.
+pub fn parse_hold(text: &str) -> Result<SignedDuration, String> {
+    let too_long = || {
+        format!(
+            "`{text}` is longer than the 30-day limit of a hold (30d, 720h); \
+             upgrade again with a new --hold before it runs out to keep it longer"
+        )
+    };
+    let hold = duration::parse(text).map_err(|e| match e {
+        duration::DurationError::TooLarge(_) => too_long(),
+        other => other.to_string(),
+    })?;
+    if hold.is_zero() {
+        return Err(format!(
+            "a hold of `{text}` holds nothing; give a positive duration, e.g. 2h"
+        ));
+    }
+    if hold > MAX_HOLD {
+        return Err(too_long());
+    }
+    Ok(hold)
 }
 
 impl Cli {
@@ -121,7 +150,7 @@ mod tests {
         assert_eq!(cli.output, Output::Json);
         assert_eq!(cli.verbose, 2);
         assert!(
-            matches!(cli.command, Command::Upgrade { capacity: 2000, force: false, hold: Some(ref h) } if h == "2h")
+            matches!(cli.command, Command::Upgrade { capacity: 2000, force: false, hold: Some(h) } if h == SignedDuration::from_hours(2))
         );
     }
 
@@ -131,5 +160,38 @@ mod tests {
             Cli::try_parse_from(["hpa-tier", "-c", "x.yaml", "check", "--users", "1500"]).unwrap();
         assert!(matches!(cli.command, Command::Check { users: Some(1500) }));
         assert_eq!(cli.config_path(), PathBuf::from("x.yaml"));
+    }
+
+    #[test]
+    fn hold_takes_minutes_hours_and_days_up_to_30_days() {
+        let ok = [
+            ("90m", SignedDuration::from_mins(90)),
+            ("2h", SignedDuration::from_hours(2)),
+            ("1d", SignedDuration::from_hours(24)),
+            ("45min", SignedDuration::from_mins(45)),
+            ("30d", MAX_HOLD),
+            ("720h", MAX_HOLD),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_hold(text), Ok(want), "{text}");
+        }
+        for bad in ["", "2", "h", "2x", "0h", "-1h", "1.5h"] {
+            assert!(parse_hold(bad).is_err(), "{bad}");
+        }
+        for long in ["31d", "721h", "43201m", "3000000d", "18446744073709551615d"] {
+            let e = parse_hold(long).unwrap_err();
+            assert!(e.contains(long) && e.contains("30-day limit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_hold_is_a_usage_error_of_the_command_line() {
+        for bad in ["3000000d", "31d", "soon"] {
+            let e =
+                Cli::try_parse_from(["hpa-tier", "upgrade", "2000", "--hold", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("--hold"), "{e}");
+        }
     }
 }

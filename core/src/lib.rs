@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod conclude;
+pub mod duration;
 pub mod hpa;
 pub mod notice;
 pub mod plan;

@@ -68,117 +68,159 @@ pub struct TierSpec {
     pub redis_node_type: Option<String>,
 }
 
+/// Why a tier table is invalid. The message says it in the words of the
+/// config file; the fields say where, so the config can point at the line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TierError {
+    Empty,
+    UnknownReference {
+        reference: String,
+        services: Vec<String>,
+    },
+    /// One tier is wrong: `tiers[index]`, whose capacity is `capacity`.
+    Tier {
+        index: usize,
+        capacity: u32,
+        problem: TierProblem,
+    },
+    ReferenceNotIncreasing {
+        reference: String,
+        lower: u32,
+        lower_min: u32,
+        upper: u32,
+        upper_min: u32,
+    },
+}
+
+impl std::error::Error for TierError {}
+
+/// `<key> (capacity N): <reason>` for one tier, `<key>: <reason>` otherwise.
+impl std::fmt::Display for TierError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TierError::Tier {
+                capacity, problem, ..
+            } => write!(f, "{} (capacity {capacity}): {problem}", self.key()),
+            _ => write!(f, "{}: {}", self.key(), self.reason()),
+        }
+    }
+}
+
+/// What is wrong with one tier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TierProblem {
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    #[error("capacity {0} appears twice")]
+    DuplicateCapacity(u32),
+    #[error("capacities must be in increasing order, but {capacity} comes after {previous}")]
+    Unsorted { capacity: u32, previous: u32 },
+    #[error("replicas name `{service}`, which is not in `services` ({})", .services.join(", "))]
+    UnknownService {
+        service: String,
+        services: Vec<String>,
+    },
+    #[error("no replicas for service `{0}`")]
+    MissingService(String),
+    #[error("service `{0}` appears twice")]
+    DuplicateService(String),
+    #[error("`{service}` replicas must be at least 1, got {min}")]
+    ZeroReplicas { service: String, min: u32 },
+    #[error("`{service}` has min {min} greater than max {max}")]
+    MinAboveMax { service: String, min: u32, max: u32 },
+}
+
+impl TierError {
+    /// What is wrong, without the key.
+    pub fn reason(&self) -> String {
+        match self {
+            TierError::Empty => "the table is empty; give at least one tier".into(),
+            TierError::UnknownReference {
+                reference,
+                services,
+            } => format!(
+                "`{reference}` is not one of the services ({})",
+                services.join(", ")
+            ),
+            TierError::Tier { problem, .. } => problem.to_string(),
+            TierError::ReferenceNotIncreasing {
+                reference,
+                lower,
+                lower_min,
+                upper,
+                upper_min,
+            } => format!(
+                "the reference service `{reference}` (hpa_service_name) must have strictly \
+                 increasing replicas so its HPA tells the tier apart, but tier {lower} has \
+                 {lower_min} and tier {upper} has {upper_min}"
+            ),
+        }
+    }
+
+    /// The config key it is about: `tiers`, `tiers[1]` or `hpa_service_name`.
+    pub fn key(&self) -> String {
+        match self {
+            TierError::Empty | TierError::ReferenceNotIncreasing { .. } => "tiers".into(),
+            TierError::UnknownReference { .. } => "hpa_service_name".into(),
+            TierError::Tier { index, .. } => format!("tiers[{index}]"),
+        }
+    }
+
+    /// The service the error names, if it names one.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            TierError::UnknownReference { reference, .. }
+            | TierError::ReferenceNotIncreasing { reference, .. } => Some(reference),
+            TierError::Tier { problem, .. } => problem.service(),
+            TierError::Empty => None,
+        }
+    }
+}
+
+impl TierProblem {
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            TierProblem::UnknownService { service, .. }
+            | TierProblem::ZeroReplicas { service, .. }
+            | TierProblem::MinAboveMax { service, .. }
+            | TierProblem::MissingService(service)
+            | TierProblem::DuplicateService(service) => Some(service),
+            TierProblem::ZeroCapacity
+            | TierProblem::DuplicateCapacity(_)
+            | TierProblem::Unsorted { .. } => None,
+        }
+    }
+}
+
 impl TierTable {
     /// Validates `specs` against the managed `services` (column order) and the
-    /// `reference` service. Errors name the tier (by index and capacity) and
-    /// the service, in the words of the config file.
-    pub fn new(specs: Vec<TierSpec>, services: &[String], reference: &str) -> Result<Self, String> {
+    /// `reference` service. The first problem found is the error.
+    pub fn new(
+        specs: Vec<TierSpec>,
+        services: &[String],
+        reference: &str,
+    ) -> Result<Self, TierError> {
         if specs.is_empty() {
-            return Err("tiers: the table is empty; give at least one tier".into());
+            return Err(TierError::Empty);
         }
         if !services.iter().any(|s| s == reference) {
-            return Err(format!(
-                "hpa_service_name: `{reference}` is not one of the services ({})",
-                services.join(", ")
-            ));
-        }
-        let mut tiers: Vec<Tier> = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.into_iter().enumerate() {
-            let at = format!("tiers[{i}] (capacity {})", spec.capacity);
-            if spec.capacity == 0 {
-                return Err(format!("{at}: capacity must be at least 1"));
-            }
-            if let Some(prev) = tiers.last() {
-                if spec.capacity == prev.capacity {
-                    return Err(format!("{at}: capacity {} appears twice", spec.capacity));
-                }
-                if spec.capacity < prev.capacity {
-                    return Err(format!(
-                        "{at}: capacities must be in increasing order, but {} comes after {}",
-                        spec.capacity, prev.capacity
-                    ));
-                }
-            }
-            for (service, _) in &spec.replicas {
-                if !services.contains(service) {
-                    return Err(format!(
-                        "{at}: replicas name `{service}`, which is not in `services` ({})",
-                        services.join(", ")
-                    ));
-                }
-            }
-            let mut replicas = Vec::with_capacity(services.len());
-            for service in services {
-                let mut found = spec.replicas.iter().filter(|(s, _)| s == service);
-                let Some((_, r)) = found.next() else {
-                    return Err(format!("{at}: no replicas for service `{service}`"));
-                };
-                if found.next().is_some() {
-                    return Err(format!("{at}: service `{service}` appears twice"));
-                }
-                if r.min < 1 {
-                    return Err(format!(
-                        "{at}: `{service}` replicas must be at least 1, got {}",
-                        r.min
-                    ));
-                }
-                if let Some(max) = r.max
-                    && max < r.min
-                {
-                    return Err(format!(
-                        "{at}: `{service}` has min {} greater than max {max}",
-                        r.min
-                    ));
-                }
-                replicas.push((service.clone(), *r));
-            }
-            let inherit = |own: Option<String>, below: Option<&Requirement>| match own {
-                Some(v) if !v.trim().is_empty() => Some(Requirement {
-                    value: v.trim().to_string(),
-                    inherited_from: None,
-                }),
-                _ => below.map(|b| Requirement {
-                    value: b.value.clone(),
-                    inherited_from: Some(b.inherited_from.unwrap_or_else(|| {
-                        // The tier that stated it is the one below, or the
-                        // one it inherited from.
-                        tiers.last().map(|t| t.capacity).unwrap_or_default()
-                    })),
-                }),
-            };
-            let below = tiers.last();
-            let rds = inherit(
-                spec.rds_instance_class,
-                below.and_then(|t| t.rds_instance_class.as_ref()),
-            );
-            let redis = inherit(
-                spec.redis_node_type,
-                below.and_then(|t| t.redis_node_type.as_ref()),
-            );
-            tiers.push(Tier {
-                capacity: spec.capacity,
-                replicas,
-                rds_instance_class: rds,
-                redis_node_type: redis,
+            return Err(TierError::UnknownReference {
+                reference: reference.to_string(),
+                services: services.to_vec(),
             });
         }
-        for pair in tiers.windows(2) {
-            let lo = pair[0]
-                .replicas_of(reference)
-                .map(|r| r.min)
-                .unwrap_or_default();
-            let hi = pair[1]
-                .replicas_of(reference)
-                .map(|r| r.min)
-                .unwrap_or_default();
-            if hi <= lo {
-                return Err(format!(
-                    "tiers: the reference service `{reference}` (hpa_service_name) must have strictly \
-                     increasing replicas so its HPA tells the tier apart, but tier {} has {lo} and tier {} has {hi}",
-                    pair[0].capacity, pair[1].capacity
-                ));
-            }
+        let mut tiers: Vec<Tier> = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            let capacity = spec.capacity;
+            let tier =
+                build_tier(spec, tiers.last(), services).map_err(|problem| TierError::Tier {
+                    index,
+                    capacity,
+                    problem,
+                })?;
+            tiers.push(tier);
         }
+        check_reference_increases(&tiers, reference)?;
         Ok(TierTable {
             tiers,
             services: services.to_vec(),
@@ -238,6 +280,117 @@ impl TierTable {
             .map(|r| r.min)
             .unwrap_or_default()
     }
+}
+
+/// One tier, checked against the tier `below` it and the managed services,
+/// its blank prerequisites filled in from below.
+fn build_tier(
+    spec: TierSpec,
+    below: Option<&Tier>,
+    services: &[String],
+) -> Result<Tier, TierProblem> {
+    if spec.capacity == 0 {
+        return Err(TierProblem::ZeroCapacity);
+    }
+    if let Some(prev) = below {
+        if spec.capacity == prev.capacity {
+            return Err(TierProblem::DuplicateCapacity(spec.capacity));
+        }
+        if spec.capacity < prev.capacity {
+            return Err(TierProblem::Unsorted {
+                capacity: spec.capacity,
+                previous: prev.capacity,
+            });
+        }
+    }
+    let replicas = column_replicas(&spec.replicas, services)?;
+    let inherit = |own: Option<String>, below_req: Option<&Requirement>| match own {
+        Some(v) if !v.trim().is_empty() => Some(Requirement {
+            value: v.trim().to_string(),
+            inherited_from: None,
+        }),
+        _ => below_req.map(|b| Requirement {
+            value: b.value.clone(),
+            // The tier that stated it is the one below, or the one it
+            // inherited from.
+            inherited_from: Some(
+                b.inherited_from
+                    .unwrap_or_else(|| below.map(|t| t.capacity).unwrap_or_default()),
+            ),
+        }),
+    };
+    Ok(Tier {
+        capacity: spec.capacity,
+        replicas,
+        rds_instance_class: inherit(
+            spec.rds_instance_class,
+            below.and_then(|t| t.rds_instance_class.as_ref()),
+        ),
+        redis_node_type: inherit(
+            spec.redis_node_type,
+            below.and_then(|t| t.redis_node_type.as_ref()),
+        ),
+    })
+}
+
+/// A tier's replicas in the table's column order: every service exactly
+/// once, no other, min at least 1 and not above max.
+fn column_replicas(
+    given: &[(String, Replicas)],
+    services: &[String],
+) -> Result<Vec<(String, Replicas)>, TierProblem> {
+    if let Some((service, _)) = given.iter().find(|(s, _)| !services.contains(s)) {
+        return Err(TierProblem::UnknownService {
+            service: service.clone(),
+            services: services.to_vec(),
+        });
+    }
+    let mut replicas = Vec::with_capacity(services.len());
+    for service in services {
+        let mut found = given.iter().filter(|(s, _)| s == service);
+        let Some((_, r)) = found.next() else {
+            return Err(TierProblem::MissingService(service.clone()));
+        };
+        if found.next().is_some() {
+            return Err(TierProblem::DuplicateService(service.clone()));
+        }
+        if r.min < 1 {
+            return Err(TierProblem::ZeroReplicas {
+                service: service.clone(),
+                min: r.min,
+            });
+        }
+        if let Some(max) = r.max
+            && max < r.min
+        {
+            return Err(TierProblem::MinAboveMax {
+                service: service.clone(),
+                min: r.min,
+                max,
+            });
+        }
+        replicas.push((service.clone(), *r));
+    }
+    Ok(replicas)
+}
+
+/// The reference HPA's minReplicas tells the current tier, so it must differ
+/// (and grow) from each tier to the next.
+fn check_reference_increases(tiers: &[Tier], reference: &str) -> Result<(), TierError> {
+    let min = |t: &Tier| t.replicas_of(reference).map(|r| r.min).unwrap_or_default();
+    for pair in tiers.windows(2) {
+        let (lower_min, upper_min) = (min(&pair[0]), min(&pair[1]));
+        if upper_min <= lower_min {
+            return Err(TierError::ReferenceNotIncreasing {
+                reference: reference.to_string(),
+                lower: pair[0].capacity,
+                lower_min,
+                upper: pair[1].capacity,
+                upper_min,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The tier table of the Python tool this replaces (its README), used when the
@@ -395,13 +548,17 @@ mod tests {
 
     #[test]
     fn duplicate_capacity_is_rejected() {
-        let e = TierTable::new(vec![spec(100, 1), spec(100, 2)], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![spec(100, 1), spec(100, 2)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tiers[1]") && e.contains("appears twice"), "{e}");
     }
 
     #[test]
     fn unsorted_capacities_are_rejected() {
-        let e = TierTable::new(vec![spec(200, 1), spec(100, 2)], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![spec(200, 1), spec(100, 2)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("increasing order") && e.contains("100 comes after 200"),
             "{e}"
@@ -412,7 +569,7 @@ mod tests {
     fn a_tier_missing_a_service_is_rejected() {
         let mut s = spec(100, 1);
         s.replicas.pop();
-        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
         assert!(e.contains("no replicas for service `b`"), "{e}");
     }
 
@@ -421,13 +578,15 @@ mod tests {
         let mut s = spec(100, 1);
         s.replicas
             .push(("c".into(), Replicas { min: 1, max: None }));
-        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
         assert!(e.contains("`c`") && e.contains("not in `services`"), "{e}");
     }
 
     #[test]
     fn zero_replicas_are_rejected() {
-        let e = TierTable::new(vec![spec(100, 0)], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![spec(100, 0)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 1"), "{e}");
     }
 
@@ -438,18 +597,62 @@ mod tests {
             min: 5,
             max: Some(3),
         };
-        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
         assert!(e.contains("min 5 greater than max 3"), "{e}");
     }
 
     #[test]
     fn reference_service_must_strictly_increase() {
-        let e = TierTable::new(vec![spec(100, 2), spec(200, 2)], &ab(), "a").unwrap_err();
+        let e = TierTable::new(vec![spec(100, 2), spec(200, 2)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("strictly") && e.contains("tier 100 has 2"),
             "{e}"
         );
         // The other service may stay flat.
         TierTable::new(vec![spec(100, 2), spec(200, 3)], &ab(), "a").unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_tier_and_service_in_fields_and_keep_their_words() {
+        let mut s = spec(200, 2);
+        s.replicas.pop();
+        let e = TierTable::new(vec![spec(100, 1), s], &ab(), "a").unwrap_err();
+        assert_eq!(
+            e,
+            TierError::Tier {
+                index: 1,
+                capacity: 200,
+                problem: TierProblem::MissingService("b".into()),
+            }
+        );
+        assert_eq!((e.key().as_str(), e.service()), ("tiers[1]", Some("b")));
+        assert_eq!(
+            e.to_string(),
+            "tiers[1] (capacity 200): no replicas for service `b`"
+        );
+
+        let e = TierTable::new(vec![spec(100, 2), spec(200, 2)], &ab(), "a").unwrap_err();
+        assert_eq!((e.key().as_str(), e.service()), ("tiers", Some("a")));
+        assert_eq!(
+            e.to_string(),
+            "tiers: the reference service `a` (hpa_service_name) must have strictly increasing \
+             replicas so its HPA tells the tier apart, but tier 100 has 2 and tier 200 has 2"
+        );
+
+        let e = TierTable::new(vec![], &ab(), "a").unwrap_err();
+        assert_eq!(e, TierError::Empty);
+        let e = TierTable::new(vec![spec(100, 1)], &ab(), "z").unwrap_err();
+        assert_eq!(e.key(), "hpa_service_name");
+        assert_eq!(
+            e.to_string(),
+            "hpa_service_name: `z` is not one of the services (a, b)"
+        );
+        let e = TierTable::new(vec![spec(0, 1)], &ab(), "a").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tiers[0] (capacity 0): capacity must be at least 1"
+        );
     }
 }

@@ -43,7 +43,7 @@ json\t'One JSON document, for CI and scripts'"
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -l dry-run -d 'Read everything, change nothing: no HPA patch, no record, no notification. Prints the plan'
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s v -l verbose -d 'More log detail on stderr (-v info, -vv debug, -vvv trace)'
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -l hold -d 'Keep later `check` runs from stepping below this tier for this long (e.g. 90m, 2h, 1d)' -r
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -l hold -d 'Keep later `check` runs from stepping below this tier for this long (e.g. 90m, 2h, 1d; at most 30 days)' -r
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand upgrade" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
 json\t'One JSON document, for CI and scripts'"

@@ -1,6 +1,8 @@
 //! The binary's contract before it talks to anything: config errors exit 2
 //! and name the problem, `tiers` prints the validated table.
 
+use hpa_tier_standins::kube::{self, KubeAuth, KubeStandin};
+
 use crate::support::{root, run, stderr, stdout, tempdir, write};
 
 const SERVICES: &str = r#"
@@ -257,5 +259,65 @@ fn an_unreadable_ga_key_file_exits_2_before_anything_is_touched() {
     assert!(
         !out.contains("key_file_location") && out.contains("Kubernetes"),
         "{out}"
+    );
+}
+
+/// A hold beyond 30 days (or one that is not a duration) is refused by the
+/// command line itself: exit 2 before the config is acted on, so no HPA is
+/// read or patched and nothing is recorded. (`--hold 3000000d` used to patch
+/// every HPA and then panic computing the hold's end.)
+#[test]
+fn an_overlong_or_malformed_hold_exits_2_before_the_cluster_is_contacted() {
+    let cluster = KubeStandin::start();
+    cluster.seed_all(kube::example_hpas());
+    let dir = tempdir();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig, "standin", &KubeAuth::None);
+    let state = dir.path().join("runs.jsonl");
+    let text = format!(
+        "{SERVICES}kube_file_path: \"{}\"\ncluster_context: standin\nstate_file: \"{}\"\ntimeout_seconds: 5\n",
+        kubeconfig.display(),
+        state.display()
+    );
+    let path = write(dir.path(), "c.yaml", &text);
+    let cases = [
+        ("3000000d", "30-day limit"),
+        ("31d", "30-day limit"),
+        ("721h", "30-day limit"),
+        ("18446744073709551615d", "30-day limit"),
+        ("0h", "positive duration"),
+        ("2 hours", "not a duration"),
+        ("1.5h", "not a duration"),
+    ];
+    for (hold, says) in cases {
+        let o = run(&["-c", &path, "upgrade", "2000", "--hold", hold], &[]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "--hold {hold}: {e}");
+        assert!(
+            e.contains("--hold") && e.contains(says),
+            "--hold {hold}: {e}"
+        );
+        assert!(stdout(&o).is_empty(), "--hold {hold}");
+    }
+    assert_eq!(cluster.requests().len(), 0, "the cluster was contacted");
+    assert!(!state.exists(), "a run was recorded");
+
+    // The same upgrade with the longest allowed hold does reach the cluster,
+    // and records a hold that ends 30 days after the run started.
+    let o = run(&["-c", &path, "upgrade", "2000", "--hold", "30d"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(cluster.requests().iter().any(|r| r.method == "PATCH"));
+    let records = std::fs::read_to_string(&state).unwrap();
+    let record: serde_json::Value = serde_json::from_str(records.lines().last().unwrap()).unwrap();
+    let at = |k: &str| {
+        record[k]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert_eq!(
+        at("hold_until").duration_since(at("started_at")),
+        jiff::SignedDuration::from_hours(30 * 24)
     );
 }

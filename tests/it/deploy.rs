@@ -673,7 +673,7 @@ fn the_configmap_config_is_valid_with_the_environment_the_cronjob_gives() {
 
     // `status` judges staleness by check_time: it must be the schedule.
     assert_eq!(
-        config.check_interval,
+        config.policy.check_interval.unsigned_abs(),
         every_n_minutes(&cj.spec.as_ref().unwrap().schedule)
     );
 }
@@ -683,7 +683,7 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
     let m = Manifests::from_files();
     let (config, _) = deployed_config(&m);
     let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for s in &config.services {
+    for s in &config.policy.services {
         wanted
             .entry(s.namespace.as_str())
             .or_default()

@@ -1,0 +1,244 @@
+//! What the file says: the YAML as serde reads it (unknown keys rejected,
+//! duplicate keys rejected, the file's order kept), and serde's errors
+//! described with a suggestion for a misspelt key. Nothing here judges a
+//! value; the section validators do.
+
+use serde::Deserialize;
+
+/// The file as written. Field docs are the config reference.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// GA4 property, `properties/123456789` or just `123456789`.
+    #[serde(default)]
+    pub property_id: String,
+    /// Path of the Google service-account JSON key (`~` expanded).
+    #[serde(default)]
+    pub key_file_location: String,
+    /// AWS region of the RDS cluster and the Redis cache.
+    #[serde(default)]
+    pub aws_region: String,
+    /// Static AWS keys; empty: the default credential chain (IRSA, env, profile).
+    #[serde(default)]
+    pub aws_access_key_id: String,
+    #[serde(default)]
+    pub aws_secret_access_key: String,
+    /// Aurora cluster id; empty: no RDS prerequisite check.
+    #[serde(default)]
+    pub rds_cluster_name: String,
+    /// ElastiCache replication group or cache cluster id; empty: no check.
+    #[serde(default)]
+    pub redis_oss_name: String,
+    /// EKS cluster name; appended to `cluster_context` when that ends in `/`.
+    #[serde(default)]
+    pub eks_cluster_name: String,
+    /// kubeconfig context; empty: the kubeconfig's current context.
+    #[serde(default)]
+    pub cluster_context: String,
+    /// kubeconfig path (`~` expanded); empty: KUBECONFIG or in-cluster.
+    #[serde(default)]
+    pub kube_file_path: String,
+    /// Feishu bot webhook; empty: no notifications.
+    #[serde(default)]
+    pub feishu_webhook_url: String,
+    /// MySQL host; empty: records go to `state_file`.
+    #[serde(default)]
+    pub mysql_host: String,
+    #[serde(default = "default_mysql_port")]
+    pub mysql_port: u16,
+    #[serde(default)]
+    pub mysql_user: String,
+    #[serde(default)]
+    pub mysql_pwd: String,
+    #[serde(default)]
+    pub mysql_db: String,
+    /// The reference HPA (the one that tells the current tier).
+    #[serde(default)]
+    pub hpa_name: String,
+    #[serde(default)]
+    pub hpa_namespace: String,
+    /// The reference service: its column in the tier table.
+    #[serde(default)]
+    pub hpa_service_name: String,
+    /// Minutes between scheduled runs (staleness warnings in `status`).
+    #[serde(default = "default_check_time")]
+    pub check_time: u32,
+
+    /// Tier-table column -> HPA.
+    #[serde(default)]
+    pub services: Option<Ordered<RawService>>,
+    /// The tier table; omitted: the built-in table of the original tool.
+    #[serde(default)]
+    pub tiers: Option<Vec<RawTier>>,
+    /// Where the number of online users comes from.
+    #[serde(default)]
+    pub users: Option<RawUsers>,
+    #[serde(default)]
+    pub ga_api_url: Option<String>,
+    #[serde(default)]
+    pub aws_endpoint_url: String,
+    #[serde(default)]
+    pub feishu_secret: String,
+    #[serde(default)]
+    pub headroom_percent: u32,
+    #[serde(default = "default_scale_down")]
+    pub scale_down_minutes: u32,
+    #[serde(default = "default_notify_repeat")]
+    pub notify_repeat_minutes: u32,
+    #[serde(default)]
+    pub state_file: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+}
+
+fn default_mysql_port() -> u16 {
+    3306
+}
+fn default_check_time() -> u32 {
+    5
+}
+fn default_scale_down() -> u32 {
+    30
+}
+fn default_notify_repeat() -> u32 {
+    60
+}
+fn default_timeout() -> u32 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub hpa: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub capacity: u32,
+    pub replicas: Ordered<RawReplicas>,
+    #[serde(default)]
+    pub redis_node_type: Option<String>,
+    #[serde(default)]
+    pub rds_instance_class: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawReplicas {
+    Min(u32),
+    Range(RawRange),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRange {
+    pub min: u32,
+    #[serde(default)]
+    pub max: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsers {
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub ga_minutes: Option<u32>,
+    #[serde(default)]
+    pub http: Option<RawHttpSource>,
+    #[serde(default)]
+    pub prometheus: Option<RawPrometheusSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSource {
+    pub url: String,
+    #[serde(default)]
+    pub json_pointer: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrometheusSource {
+    pub url: String,
+    pub query: String,
+}
+
+/// A YAML mapping that keeps the file's order (the tier table's columns are
+/// shown in the order the operator wrote them) and rejects duplicate keys.
+#[derive(Debug)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, V)> = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if out.iter().any(|(e, _)| *e == k) {
+                        return Err(serde::de::Error::custom(format!("`{k}` appears twice")));
+                    }
+                    let v = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// serde_yaml's message (it ends " at line L column C"), with the key that
+/// was probably meant when a key is unknown.
+pub(super) fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(start) = msg.find("unknown field `") {
+        let rest = &msg[start + 15..];
+        if let Some(end) = rest.find('`') {
+            let typo = rest[..end].to_string();
+            if let Some(expected) = msg.find("expected one of ").map(|i| &msg[i..]) {
+                let candidates: Vec<String> = expected
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect();
+                if let Some(best) = candidates
+                    .iter()
+                    .min_by_key(|c| edit_distance(c, &typo))
+                    .filter(|c| edit_distance(c, &typo) <= 3)
+                {
+                    msg = format!("{msg} (did you mean `{best}`?)");
+                }
+            }
+        }
+    }
+    msg
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
