@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod forecast;
 pub mod hpa;
 pub mod notice;
 pub mod plan;
