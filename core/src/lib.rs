@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod conclude;
 pub mod duration;
+pub mod forecast;
 pub mod hpa;
 pub mod notice;
 pub mod plan;
