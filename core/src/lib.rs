@@ -1,7 +1,8 @@
 //! The pure core of hpa-tier: everything that decides, and nothing that
 //! does I/O. The tier table, the instance-class catalog and what the
 //! prerequisites allow, the HPAs and run records as plain values, the
-//! decision itself and the notices it produces. Values in, values out;
+//! schedule windows and which one is active, the decision itself and the
+//! notices it produces. Values in, values out;
 //! `now` is always a parameter.
 //!
 //! This crate's `Cargo.toml` has no Kubernetes, AWS, MySQL, HTTP or async
@@ -19,5 +20,6 @@ pub mod plan;
 pub mod policy;
 pub mod prereq;
 pub mod record;
+pub mod schedule;
 pub mod status;
 pub mod tiers;
