@@ -16,4 +16,5 @@ pub mod plan;
 pub mod policy;
 pub mod prereq;
 pub mod record;
+pub mod simulate;
 pub mod tiers;

@@ -1,0 +1,10 @@
+//! The pure parts of `hpa-tier simulate`: the users trace, time
+//! in a replay (its span, the applied and served tier timelines with the
+//! `--ready` rule), the scores against the oracle and static baselines, and
+//! the SVG chart. The replay loop itself lives with the decision it calls;
+//! the binary reads the trace file and writes the chart, these modules only
+//! turn values into values and strings.
+
+pub mod trace;
+
+pub use trace::{Trace, TraceError};
