@@ -5,6 +5,10 @@
 //! the binary reads the trace file and writes the chart, these modules only
 //! turn values into values and strings.
 
+pub mod score;
+pub mod timeline;
 pub mod trace;
 
+pub use score::{Replay, Scores, Summary};
+pub use timeline::{Span, SpanError, Step, Timeline};
 pub use trace::{Trace, TraceError};
