@@ -5,10 +5,12 @@
 //! the binary reads the trace file and writes the chart, these modules only
 //! turn values into values and strings.
 
+pub mod chart;
 pub mod score;
 pub mod timeline;
 pub mod trace;
 
+pub use chart::{Chart, Window};
 pub use score::{Replay, Scores, Summary};
 pub use timeline::{Span, SpanError, Step, Timeline};
 pub use trace::{Trace, TraceError};
