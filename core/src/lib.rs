@@ -21,5 +21,6 @@ pub mod policy;
 pub mod prereq;
 pub mod record;
 pub mod schedule;
+pub mod simulate;
 pub mod status;
 pub mod tiers;
