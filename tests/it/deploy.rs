@@ -2,8 +2,11 @@
 //! binary: each Kubernetes manifest is a well-formed object of its kind (no
 //! field k8s-openapi does not know), the CronJob runs one bounded,
 //! locked-down `check` with a config the binary accepts from where it is
-//! mounted, RBAC and IAM grant exactly what the code uses, and the Docker,
-//! cron and systemd variants run the same command every five minutes.
+//! mounted, RBAC and IAM grant exactly what the code uses, the pods may only
+//! open the connections a run needs, the Docker, cron and systemd variants
+//! run the same command every five minutes, and the alert rules and the
+//! dashboard of `deploy/monitoring` are valid and name only the gauges
+//! hpa-tier pushes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, PodSpec, Secret, ServiceAccount, Volume,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -45,11 +49,12 @@ fn read(path: &Path) -> String {
 pub(crate) struct Manifests {
     namespaces: Vec<Namespace>,
     service_accounts: Vec<ServiceAccount>,
-    pub(crate) roles: Vec<Role>,
+    roles: Vec<Role>,
     role_bindings: Vec<RoleBinding>,
     config_maps: Vec<ConfigMap>,
     secrets: Vec<Secret>,
     cron_jobs: Vec<CronJob>,
+    network_policies: Vec<NetworkPolicy>,
     /// `(kind, namespace, name)` of each object, in order.
     ids: Vec<(String, String, String)>,
 }
@@ -116,6 +121,7 @@ impl Manifests {
             "ConfigMap" => self.config_maps.push(typed(origin, &yaml)?),
             "Secret" => self.secrets.push(typed(origin, &yaml)?),
             "CronJob" => self.cron_jobs.push(typed(origin, &yaml)?),
+            "NetworkPolicy" => self.network_policies.push(typed(origin, &yaml)?),
             other => {
                 return Err(format!(
                     "{origin}: kind {other} is not checked by tests/it/deploy.rs; add it to Manifests"
@@ -136,8 +142,56 @@ impl Manifests {
     fn cron_job(&self) -> &CronJob {
         Self::only(&self.cron_jobs, "CronJob")
     }
-    fn config_map(&self) -> &ConfigMap {
-        Self::only(&self.config_maps, "ConfigMap")
+    fn config_map(&self, name: &str) -> &ConfigMap {
+        let found: Vec<&ConfigMap> = self
+            .config_maps
+            .iter()
+            .filter(|c| c.metadata.name.as_deref() == Some(name))
+            .collect();
+        *Self::only(&found, &format!("ConfigMap {name}"))
+    }
+    fn network_policy(&self) -> &NetworkPolicy {
+        Self::only(&self.network_policies, "NetworkPolicy")
+    }
+
+    /// The Roles on HPAs, one per managed namespace (every Role but the spool's).
+    pub(crate) fn hpa_roles(&self) -> Vec<&Role> {
+        self.roles
+            .iter()
+            .filter(|r| {
+                r.rules
+                    .iter()
+                    .flatten()
+                    .any(|rule| names(&rule.resources).contains("horizontalpodautoscalers"))
+            })
+            .collect()
+    }
+
+    /// The Roles on ConfigMaps: the spool's.
+    fn config_map_roles(&self) -> Vec<&Role> {
+        self.roles
+            .iter()
+            .filter(|r| {
+                r.rules
+                    .iter()
+                    .flatten()
+                    .any(|rule| names(&rule.resources).contains("configmaps"))
+            })
+            .collect()
+    }
+
+    /// The RoleBinding that grants `role`, in its namespace.
+    fn binding_of(&self, role: &Role) -> &RoleBinding {
+        let found: Vec<&RoleBinding> = self
+            .role_bindings
+            .iter()
+            .filter(|b| {
+                b.metadata.namespace == role.metadata.namespace
+                    && b.role_ref.kind == "Role"
+                    && Some(&b.role_ref.name) == role.metadata.name.as_ref()
+            })
+            .collect();
+        *Self::only(&found, "RoleBinding of a Role")
     }
     fn secret(&self) -> &Secret {
         Self::only(&self.secrets, "Secret")
@@ -181,6 +235,11 @@ fn first_difference(written: &Json, understood: &Json, at: String) -> Option<Str
         (w, u) if w == u => None,
         _ => Some(at),
     }
+}
+
+/// A list field of a Kubernetes object (verbs, resources, ...) as a set.
+fn names(list: &Option<Vec<String>>) -> BTreeSet<&str> {
+    list.iter().flatten().map(String::as_str).collect()
 }
 
 fn kustomization() -> serde_yaml::Value {
@@ -324,7 +383,7 @@ fn mounted_config(m: &Manifests, path: &Path) -> String {
         .config_map
         .as_ref()
         .unwrap_or_else(|| panic!("{} is not on a ConfigMap volume", path.display()));
-    assert_eq!(cm.name, *m.config_map().metadata.name.as_ref().unwrap());
+    let config_map = m.config_map(&cm.name);
     let file = path.strip_prefix(mount).unwrap().to_str().unwrap();
     let key = match &cm.items {
         Some(items) => {
@@ -336,7 +395,7 @@ fn mounted_config(m: &Manifests, path: &Path) -> String {
         }
         None => file,
     };
-    m.config_map()
+    config_map
         .data
         .as_ref()
         .and_then(|d| d.get(key))
@@ -391,10 +450,17 @@ fn every_manifest_is_a_well_formed_object_of_its_kind() {
     let m = Manifests::from_files();
     assert_eq!(m.namespaces.len(), 1);
     assert_eq!(m.service_accounts.len(), 1);
-    assert_eq!(m.config_maps.len(), 1);
+    assert_eq!(m.config_maps.len(), 2, "the config and the spool");
     assert_eq!(m.secrets.len(), 1);
     assert_eq!(m.cron_jobs.len(), 1);
+    assert_eq!(m.network_policies.len(), 1);
     assert!(!m.roles.is_empty() && m.roles.len() == m.role_bindings.len());
+    // Each Role is about HPAs or about the spool, never both.
+    assert_eq!(
+        m.hpa_roles().len() + m.config_map_roles().len(),
+        m.roles.len(),
+        "a Role that is neither on HPAs nor on the spool ConfigMap, or on both"
+    );
     // Everything hpa-tier owns lives in its own namespace; only the RBAC
     // objects reach into the managed ones.
     let own = m.namespaces[0].metadata.name.clone().unwrap();
@@ -694,8 +760,8 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
         ["istio-system", "prod"]
     );
 
-    let role_namespaces: BTreeSet<&str> = m
-        .roles
+    let hpa_roles = m.hpa_roles();
+    let role_namespaces: BTreeSet<&str> = hpa_roles
         .iter()
         .map(|r| r.metadata.namespace.as_deref().unwrap())
         .collect();
@@ -705,12 +771,11 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
         "one Role per namespace in `services`, and none elsewhere"
     );
 
-    let sa = m.service_account();
     for (ns, hpas) in &wanted {
         let in_ns = |n: &Option<String>| n.as_deref() == Some(*ns);
-        let roles: Vec<&Role> = m
-            .roles
+        let roles: Vec<&Role> = hpa_roles
             .iter()
+            .copied()
             .filter(|r| in_ns(&r.metadata.namespace))
             .collect();
         let role = Manifests::only(&roles, "Role per namespace");
@@ -736,19 +801,194 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
             "the Role in {ns} must name exactly the HPAs of `services`"
         );
 
-        let bindings: Vec<&RoleBinding> = m
-            .role_bindings
-            .iter()
-            .filter(|b| in_ns(&b.metadata.namespace))
-            .collect();
-        let binding = Manifests::only(&bindings, "RoleBinding per namespace");
-        assert_eq!(binding.role_ref.kind, "Role");
-        assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
-        let subject = Manifests::only(binding.subjects.as_deref().unwrap_or_default(), "subject");
-        assert_eq!(subject.kind, "ServiceAccount");
-        assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
-        assert_eq!(subject.namespace, sa.metadata.namespace);
+        assert_binds_the_service_account(&m, role);
     }
+}
+
+/// `role`'s RoleBinding names the CronJob's ServiceAccount and nothing else.
+fn assert_binds_the_service_account(m: &Manifests, role: &Role) {
+    let sa = m.service_account();
+    let binding = m.binding_of(role);
+    let subject = Manifests::only(binding.subjects.as_deref().unwrap_or_default(), "subject");
+    assert_eq!(subject.kind, "ServiceAccount");
+    assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
+    assert_eq!(subject.namespace, sa.metadata.namespace);
+}
+
+#[test]
+fn the_spool_configmap_exists_empty_and_its_role_grants_get_update_patch_on_it_alone() {
+    let m = Manifests::from_files();
+    let sa = m.service_account();
+    let spool = m.config_map("hpa-tier-spool");
+    assert_eq!(spool.metadata.namespace, sa.metadata.namespace);
+    // Empty, so that `kubectl apply` never overwrites spooled records.
+    assert!(
+        spool.data.is_none() && spool.binary_data.is_none(),
+        "the spool ConfigMap must ship without data"
+    );
+
+    let roles = m.config_map_roles();
+    let role = Manifests::only(&roles, "Role on ConfigMaps");
+    assert_eq!(role.metadata.namespace, sa.metadata.namespace);
+    let rule = Manifests::only(role.rules.as_deref().unwrap_or_default(), "rule");
+    assert_eq!(names(&rule.api_groups), BTreeSet::from([""]));
+    assert_eq!(names(&rule.resources), BTreeSet::from(["configmaps"]));
+    assert_eq!(
+        names(&rule.resource_names),
+        BTreeSet::from([spool.metadata.name.as_deref().unwrap()]),
+        "the Role must name exactly the spool ConfigMap"
+    );
+    // No create: RBAC cannot limit it to one name, hence the pre-created ConfigMap.
+    assert_eq!(
+        rule.verbs.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["get", "update", "patch"])
+    );
+    assert_binds_the_service_account(&m, role);
+}
+
+/// The labels of the CronJob's pod template.
+fn pod_labels(cj: &CronJob) -> BTreeMap<String, String> {
+    cj.spec
+        .as_ref()
+        .and_then(|s| s.job_template.spec.as_ref())
+        .and_then(|j| j.template.metadata.as_ref())
+        .and_then(|meta| meta.labels.clone())
+        .unwrap_or_default()
+}
+
+/// Whether a label selector selects an object with `labels` (the semantics of
+/// metav1.LabelSelector: every matchLabels pair and every expression holds).
+fn selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let listed = |v: &String| e.values.iter().flatten().any(|w| w == v);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(listed),
+            "NotIn" => !value.is_some_and(listed),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            other => panic!("label selector operator {other}"),
+        }
+    });
+    pairs && expressions
+}
+
+/// The port a URL is dialed on.
+fn url_port(url: &str) -> u16 {
+    let (scheme, rest) = url.split_once("://").unwrap_or_else(|| panic!("URL {url}"));
+    let authority = rest.split(['/', '?']).next().unwrap();
+    match authority.rsplit_once(':') {
+        Some((_, port)) if !authority.ends_with(']') => port.parse().unwrap(),
+        _ => match scheme {
+            "https" => 443,
+            "http" => 80,
+            other => panic!("URL scheme {other}"),
+        },
+    }
+}
+
+#[test]
+fn the_network_policy_selects_the_cronjob_pods_and_allows_only_the_connections_of_a_run() {
+    // The selector must hold after kustomize too (its labels: pass must not
+    // change either side).
+    for m in [Manifests::from_files(), Manifests::from_kubectl()] {
+        let np = m.network_policy();
+        let cj = m.cron_job();
+        assert_eq!(np.metadata.namespace, cj.metadata.namespace);
+        let selector = np.spec.as_ref().unwrap().pod_selector.as_ref();
+        let selector = selector.expect("a podSelector");
+        assert!(
+            selector.match_labels.as_ref().is_some_and(|l| !l.is_empty()),
+            "an empty podSelector would select every pod of the namespace"
+        );
+        assert!(
+            selects(selector, &pod_labels(cj)),
+            "the NetworkPolicy does not select the CronJob's pods: {selector:?} vs {:?}",
+            pod_labels(cj)
+        );
+    }
+
+    let m = Manifests::from_files();
+    let spec = m.network_policy().spec.as_ref().unwrap();
+    assert_eq!(
+        names(&spec.policy_types),
+        BTreeSet::from(["Ingress", "Egress"])
+    );
+    assert!(
+        spec.ingress.iter().flatten().next().is_none(),
+        "no ingress rule: nothing connects to a run"
+    );
+
+    // Every (protocol, port) allowed out, and the rules they are in.
+    let egress = spec.egress.as_deref().unwrap_or_default();
+    let mut allowed: BTreeMap<(String, i32), Vec<usize>> = BTreeMap::new();
+    for (i, rule) in egress.iter().enumerate() {
+        let ports = rule.ports.as_deref().unwrap_or_default();
+        assert!(!ports.is_empty(), "egress rule {i} allows every port");
+        for p in ports {
+            let number = match &p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
+                other => panic!("egress rule {i}: a numeric port, not {other:?}"),
+            };
+            assert!(p.end_port.is_none(), "egress rule {i}: a port range");
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            allowed.entry((protocol, number)).or_default().push(i);
+        }
+    }
+    let ports: BTreeSet<(&str, i32)> = allowed.keys().map(|(p, n)| (p.as_str(), *n)).collect();
+    assert_eq!(
+        ports,
+        BTreeSet::from([
+            ("UDP", 53),
+            ("TCP", 53),
+            ("TCP", 443),
+            ("TCP", 3306),
+            ("TCP", 6443),
+            ("TCP", 9091),
+        ]),
+        "DNS, the API server (443/6443), MySQL, HTTPS and the Pushgateway; nothing else"
+    );
+
+    // What the deployed config dials is among them.
+    let (config, _) = deployed_config(&m);
+    let UsersSource::Ga(ga) = &config.users else {
+        panic!("the deployed config reads GA")
+    };
+    let feishu = config.feishu.as_ref().unwrap();
+    for (what, port) in [
+        ("mysql_port", config.mysql.as_ref().unwrap().port),
+        ("ga_api_url", url_port(&ga.api_url)),
+        ("feishu_webhook_url", url_port(feishu.webhook.expose())),
+    ] {
+        assert!(
+            allowed.contains_key(&("TCP".to_string(), i32::from(port))),
+            "{what} is dialed on port {port}, which the NetworkPolicy does not allow"
+        );
+    }
+
+    // DNS only to the cluster's DNS pods.
+    let dns_rules: BTreeSet<usize> = [("UDP", 53), ("TCP", 53)]
+        .iter()
+        .flat_map(|(p, n)| allowed[&(p.to_string(), *n)].clone())
+        .collect();
+    let dns = &egress[*Manifests::only(&dns_rules.into_iter().collect::<Vec<_>>(), "DNS rule")];
+    let peer = Manifests::only(dns.to.as_deref().unwrap_or_default(), "DNS destination");
+    let kube_system = BTreeMap::from([(
+        "kubernetes.io/metadata.name".to_string(),
+        "kube-system".to_string(),
+    )]);
+    let core_dns = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
+    assert!(peer.ip_block.is_none());
+    assert!(selects(peer.namespace_selector.as_ref().unwrap(), &kube_system));
+    assert!(selects(peer.pod_selector.as_ref().unwrap(), &core_dns));
 }
 
 // ---------------------------------------------------------------------------
@@ -1161,26 +1401,53 @@ fn the_systemd_timer_runs_the_oneshot_check_every_five_minutes() {
     }
 }
 
-#[test]
-fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user() {
+/// The crontab: its `NAME=value` settings, the job line's schedule and user
+/// fields, and its shell command as written.
+fn crontab() -> (BTreeMap<String, String>, Vec<String>, String) {
     let text = read(&deploy_dir().join("cron/hpa-tier.cron"));
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        // A job starts with its schedule; SHELL=, PATH= lines are settings.
-        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@'))
         .collect();
-    let line = Manifests::only(&lines, "job line");
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    // A job starts with its schedule; SHELL=, PATH= lines are settings.
+    let is_job = |l: &&str| l.starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@');
+    let settings = lines
+        .iter()
+        .filter(|l| !is_job(l))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("crontab: `{l}`"));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let jobs: Vec<&str> = lines.iter().copied().filter(is_job).collect();
+    let mut rest = *Manifests::only(&jobs, "job line");
+    let mut fields = vec![];
+    for _ in 0..6 {
+        let (field, tail) = rest.split_once(char::is_whitespace).unwrap();
+        fields.push(field.to_string());
+        rest = tail.trim_start();
+    }
+    (settings, fields, rest.to_string())
+}
+
+#[test]
+fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user() {
+    let (settings, fields, command) = crontab();
     assert_eq!(every_n_minutes(&fields[..5].join(" ")), FIVE_MINUTES);
     let service = unit("hpa-tier.service");
-    assert_eq!(Some(fields[5]), setting(&service, "Service", "User"));
+    assert_eq!(Some(fields[5].as_str()), setting(&service, "Service", "User"));
+    // pipefail is not POSIX sh.
+    assert_eq!(settings.get("SHELL").map(String::as_str), Some("/bin/bash"));
 
-    // The shell command: VAR=value prefixes, `timeout N`, the binary and its
-    // arguments up to the redirection.
+    // The shell command: `set -o pipefail;`, then VAR=value prefixes,
+    // `timeout N`, the binary and its arguments up to the redirection.
+    let pipeline = command
+        .strip_prefix("set -o pipefail;")
+        .expect("the exit status of hpa-tier, not of logger, decides");
+    let words: Vec<&str> = pipeline.split_whitespace().collect();
     let mut env = BTreeMap::new();
-    let mut rest = &fields[6..];
+    let mut rest = &words[..];
     while let Some((k, v)) = rest.first().and_then(|w| w.split_once('=')) {
         env.insert(k.to_string(), v.to_string());
         rest = &rest[1..];
@@ -1200,4 +1467,66 @@ fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user(
     let (cli, path) = parse_as_the_binary(&argv, &env);
     assert!(matches!(cli.command, Command::Check { users: None }));
     assert_eq!(path, Path::new("/etc/hpa-tier/config.yaml"));
+}
+
+/// The job's command run the way cron runs it (`$SHELL -c`, the crontab's
+/// PATH), with `binary` in place of /usr/local/bin/hpa-tier and a `logger`
+/// that keeps what it is given. Returns (stdout + stderr, which cron mails;
+/// what reached syslog).
+fn run_cron_command(binary: &Path) -> (String, String) {
+    let (settings, _, command) = crontab();
+    let dir = crate::support::tempdir();
+    let syslog = dir.path().join("syslog");
+    let logger = dir.path().join("logger");
+    std::fs::write(
+        &logger,
+        format!("#!/bin/sh\n{{ echo \"logger $*\"; cat; }} >> '{}'\n", syslog.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let installed = "/usr/local/bin/hpa-tier";
+    assert!(command.contains(installed), "{command}");
+    let command = command.replace(installed, binary.to_str().unwrap());
+    let out = Process::new(&settings["SHELL"])
+        .arg("-c")
+        .arg(&command)
+        .env_clear()
+        .env("PATH", format!("{}:{}", dir.path().display(), settings["PATH"]))
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the crontab's command");
+    let mailed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (mailed, std::fs::read_to_string(&syslog).unwrap_or_default())
+}
+
+#[test]
+fn the_crontab_line_mails_a_failure_with_its_exit_status_and_logs_every_run() {
+    // The real binary: /etc/hpa-tier/config.yaml is absent here, so exit 2.
+    assert!(!Path::new("/etc/hpa-tier/config.yaml").exists());
+    let (mailed, syslog) = run_cron_command(&crate::support::bin());
+    assert!(mailed.contains("exit status 2"), "mail: {mailed:?}");
+    assert_eq!(mailed.lines().count(), 1, "mail: {mailed:?}");
+    assert!(syslog.starts_with("logger -t hpa-tier\n"), "{syslog}");
+    assert!(
+        syslog.contains("cannot read config file /etc/hpa-tier/config.yaml"),
+        "{syslog}"
+    );
+
+    // A run that succeeds is logged and mails nothing.
+    let dir = crate::support::tempdir();
+    let ok = Path::new(&crate::support::write(
+        dir.path(),
+        "hpa-tier",
+        "#!/bin/sh\necho 'outcome: noop'\n",
+    ))
+    .to_path_buf();
+    std::fs::set_permissions(&ok, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (mailed, syslog) = run_cron_command(&ok);
+    assert_eq!(mailed, "", "a successful run must not mail");
+    assert!(syslog.contains("outcome: noop"), "{syslog}");
 }
