@@ -148,7 +148,13 @@ impl Manifests {
             .iter()
             .filter(|c| c.metadata.name.as_deref() == Some(name))
             .collect();
-        *Self::only(&found, &format!("ConfigMap {name}"))
+        let [one] = found[..] else {
+            panic!(
+                "expected exactly one ConfigMap {name}, found {}",
+                found.len()
+            )
+        };
+        one
     }
     fn network_policy(&self) -> &NetworkPolicy {
         Self::only(&self.network_policies, "NetworkPolicy")
@@ -191,7 +197,13 @@ impl Manifests {
                     && Some(&b.role_ref.name) == role.metadata.name.as_ref()
             })
             .collect();
-        *Self::only(&found, "RoleBinding of a Role")
+        let [one] = found[..] else {
+            panic!(
+                "expected exactly one RoleBinding of a Role, found {}",
+                found.len()
+            )
+        };
+        one
     }
     fn secret(&self) -> &Secret {
         Self::only(&self.secrets, "Secret")
@@ -840,7 +852,10 @@ fn the_spool_configmap_exists_empty_and_its_role_grants_get_update_patch_on_it_a
     );
     // No create: RBAC cannot limit it to one name, hence the pre-created ConfigMap.
     assert_eq!(
-        rule.verbs.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        rule.verbs
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
         BTreeSet::from(["get", "update", "patch"])
     );
     assert_binds_the_service_account(&m, role);
@@ -906,7 +921,10 @@ fn the_network_policy_selects_the_cronjob_pods_and_allows_only_the_connections_o
         let selector = np.spec.as_ref().unwrap().pod_selector.as_ref();
         let selector = selector.expect("a podSelector");
         assert!(
-            selector.match_labels.as_ref().is_some_and(|l| !l.is_empty()),
+            selector
+                .match_labels
+                .as_ref()
+                .is_some_and(|l| !l.is_empty()),
             "an empty podSelector would select every pod of the namespace"
         );
         assert!(
@@ -987,7 +1005,10 @@ fn the_network_policy_selects_the_cronjob_pods_and_allows_only_the_connections_o
     )]);
     let core_dns = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
     assert!(peer.ip_block.is_none());
-    assert!(selects(peer.namespace_selector.as_ref().unwrap(), &kube_system));
+    assert!(selects(
+        peer.namespace_selector.as_ref().unwrap(),
+        &kube_system
+    ));
     assert!(selects(peer.pod_selector.as_ref().unwrap(), &core_dns));
 }
 
@@ -1416,7 +1437,9 @@ fn crontab() -> (BTreeMap<String, String>, Vec<String>, String) {
         .iter()
         .filter(|l| !is_job(l))
         .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("crontab: `{l}`"));
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("crontab: `{l}`"));
             (k.trim().to_string(), v.trim().to_string())
         })
         .collect();
@@ -1436,7 +1459,10 @@ fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user(
     let (settings, fields, command) = crontab();
     assert_eq!(every_n_minutes(&fields[..5].join(" ")), FIVE_MINUTES);
     let service = unit("hpa-tier.service");
-    assert_eq!(Some(fields[5].as_str()), setting(&service, "Service", "User"));
+    assert_eq!(
+        Some(fields[5].as_str()),
+        setting(&service, "Service", "User")
+    );
     // pipefail is not POSIX sh.
     assert_eq!(settings.get("SHELL").map(String::as_str), Some("/bin/bash"));
 
@@ -1480,7 +1506,10 @@ fn run_cron_command(binary: &Path) -> (String, String) {
     let logger = dir.path().join("logger");
     std::fs::write(
         &logger,
-        format!("#!/bin/sh\n{{ echo \"logger $*\"; cat; }} >> '{}'\n", syslog.display()),
+        format!(
+            "#!/bin/sh\n{{ echo \"logger $*\"; cat; }} >> '{}'\n",
+            syslog.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -1491,7 +1520,10 @@ fn run_cron_command(binary: &Path) -> (String, String) {
         .arg("-c")
         .arg(&command)
         .env_clear()
-        .env("PATH", format!("{}:{}", dir.path().display(), settings["PATH"]))
+        .env(
+            "PATH",
+            format!("{}:{}", dir.path().display(), settings["PATH"]),
+        )
         .env("HOME", dir.path())
         .stdin(std::process::Stdio::null())
         .output()
