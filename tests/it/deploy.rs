@@ -1562,3 +1562,600 @@ fn the_crontab_line_mails_a_failure_with_its_exit_status_and_logs_every_run() {
     assert_eq!(mailed, "", "a successful run must not mail");
     assert!(syslog.contains("outcome: noop"), "{syslog}");
 }
+
+// ---------------------------------------------------------------------------
+// Monitoring: deploy/monitoring's alert rules and dashboard.
+
+/// The gauges hpa-tier pushes (deploy/README.md, "Monitoring"). This list
+/// must match the metric names the product pushes; once the product has them
+/// as a constant, this should be that constant.
+const METRICS: [&str; 11] = [
+    "hpa_tier_users",
+    "hpa_tier_needed_capacity",
+    "hpa_tier_capacity",
+    "hpa_tier_forecast_capacity",
+    "hpa_tier_allowed_capacity",
+    "hpa_tier_schedule_capacity",
+    "hpa_tier_run_outcome",
+    "hpa_tier_run_duration_seconds",
+    "hpa_tier_last_run_timestamp_seconds",
+    "hpa_tier_last_success_timestamp_seconds",
+    "hpa_tier_hpa_min_replicas",
+];
+
+/// The `outcome` a run that finds the lock taken pushes; the others are the
+/// record's outcomes.
+const SKIPPED: &str = "skipped";
+
+/// A PrometheusRule as the Prometheus Operator reads it, strictly: a
+/// misspelt key (`annotation:`, `for_:`) is an error, not a silently
+/// dropped field.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PrometheusRule {
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: RuleSpec,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RuleGroup {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    rules: Vec<AlertRule>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct AlertRule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+fn monitoring_file(name: &str) -> String {
+    read(&deploy_dir().join("monitoring").join(name))
+}
+
+fn prometheus_rule() -> PrometheusRule {
+    serde_yaml::from_str(&monitoring_file("prometheusrule.yaml"))
+        .unwrap_or_else(|e| panic!("deploy/monitoring/prometheusrule.yaml: {e}"))
+}
+
+fn alert_rules() -> Vec<AlertRule> {
+    prometheus_rule()
+        .spec
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .collect()
+}
+
+fn dashboard() -> Json {
+    serde_json::from_str(&monitoring_file("grafana-dashboard.json"))
+        .unwrap_or_else(|e| panic!("deploy/monitoring/grafana-dashboard.json: {e}"))
+}
+
+/// Every PromQL expression of the dashboard, named by where it is, with the
+/// dashboard's variables given a value (`label_values(EXPR, LABEL)` is
+/// Grafana's, not PromQL: its EXPR stands for it).
+fn dashboard_exprs() -> Vec<(String, String)> {
+    let d = dashboard();
+    let mut out = vec![];
+    for panel in d["panels"].as_array().expect("panels") {
+        let id = &panel["id"];
+        let targets = panel["targets"].as_array();
+        assert!(
+            targets.is_some_and(|t| !t.is_empty()),
+            "panel {id} has no query"
+        );
+        for t in targets.unwrap() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("panel {id}: no expr"));
+            out.push((
+                format!("panel_{id}_{}", t["refId"].as_str().unwrap()),
+                expr.to_string(),
+            ));
+        }
+    }
+    for var in d["templating"]["list"].as_array().expect("templating") {
+        if var["type"] == "query" {
+            let q = var["query"]["query"].as_str().expect("a variable's query");
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.rsplit_once(','))
+                .map(|(e, _)| e.trim().to_string())
+                .unwrap_or_else(|| q.to_string());
+            out.push((format!("variable_{}", var["name"].as_str().unwrap()), inner));
+        }
+    }
+    out.into_iter()
+        .map(|(name, e)| (name, e.replace("$cluster", "prod")))
+        .collect()
+}
+
+/// Every `hpa_tier_…` name in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hpa_tier_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// The `outcome` values an expression matches (`outcome="x"`, `outcome=~"a|b"`).
+fn outcome_values(expr: &str) -> Vec<String> {
+    let mut out = vec![];
+    for (i, _) in expr.match_indices("outcome") {
+        let rest = &expr[i + "outcome".len()..];
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix("=~").or_else(|| rest.strip_prefix('=')) else {
+            continue;
+        };
+        let value = rest
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|r| r.split_once('"'));
+        let (value, _) = value.unwrap_or_else(|| panic!("outcome matcher in {expr}"));
+        out.extend(value.split('|').map(String::from));
+    }
+    out
+}
+
+/// The brackets of an expression pair up and its strings close.
+fn assert_balanced(what: &str, expr: &str) {
+    let mut stack = vec![];
+    let mut in_string = false;
+    for c in expr.chars() {
+        match (in_string, c) {
+            (true, '"') => in_string = false,
+            (true, _) => {}
+            (false, '"') => in_string = true,
+            (false, '(' | '[' | '{') => stack.push(c),
+            (false, ')' | ']' | '}') => {
+                let open = stack.pop();
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                assert_eq!(open, Some(want), "{what}: unbalanced `{c}` in {expr}");
+            }
+            _ => {}
+        }
+    }
+    assert!(!in_string, "{what}: unclosed string in {expr}");
+    assert!(stack.is_empty(), "{what}: unclosed {stack:?} in {expr}");
+}
+
+fn promtool() -> PathBuf {
+    match std::env::var_os("HPA_TIER_TEST_PROMTOOL") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "HPA_TIER_TEST_PROMTOOL is not set: run the tests with scripts/test.sh, which unpacks promtool"
+        ),
+    }
+}
+
+/// Runs promtool with `args` in `dir`; panics with its output unless it succeeds.
+fn run_promtool(dir: &Path, args: &[&str]) -> String {
+    let out = Process::new(promtool())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", promtool().display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn the_alert_rules_parse_and_name_only_the_gauges_hpa_tier_pushes() {
+    let rule = prometheus_rule();
+    assert_eq!(rule.api_version, "monitoring.coreos.com/v1");
+    assert_eq!(rule.kind, "PrometheusRule");
+    assert!(rule.metadata.name.is_some());
+    let rules = alert_rules();
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(names.len(), rules.len(), "alert names are unique");
+    let readme = read(&deploy_dir().join("README.md"));
+    let anchors: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| {
+            // GitHub's heading anchors: lower case, spaces to dashes, no punctuation.
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    for r in &rules {
+        let what = &r.alert;
+        assert_balanced(what, &r.expr);
+        for name in metric_names(&r.expr) {
+            assert!(
+                METRICS.contains(&name.as_str()),
+                "{what}: no such gauge {name}"
+            );
+        }
+        for outcome in outcome_values(&r.expr) {
+            assert!(
+                hpa_tier_core::record::Outcome::parse(&outcome).is_some() || outcome == SKIPPED,
+                "{what}: no run has outcome {outcome:?}"
+            );
+        }
+        assert!(
+            matches!(
+                r.labels.get("severity").map(String::as_str),
+                Some("warning" | "critical")
+            ),
+            "{what}: severity"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                r.annotations.get(key).is_some_and(|v| !v.trim().is_empty()),
+                "{what}: no {key}"
+            );
+        }
+        let url = &r.annotations["runbook_url"];
+        let anchor = url.strip_prefix("deploy/README.md#").unwrap_or_else(|| {
+            panic!("{what}: runbook_url {url} is not a section of deploy/README.md")
+        });
+        assert!(
+            anchors.contains(anchor),
+            "{what}: deploy/README.md has no section #{anchor}"
+        );
+    }
+    // Every name anywhere in the file (comments and annotations included).
+    for name in metric_names(&monitoring_file("prometheusrule.yaml")) {
+        assert!(
+            METRICS.contains(&name.as_str()),
+            "prometheusrule.yaml: no such gauge {name}"
+        );
+    }
+
+    // Prometheus's own parser: PromQL, durations, annotation templates.
+    let dir = crate::support::tempdir();
+    let spec = serde_yaml::to_string(&rule.spec).unwrap();
+    crate::support::write(dir.path(), "rules.yaml", &spec);
+    let out = run_promtool(dir.path(), &["check", "rules", "rules.yaml"]);
+    assert!(
+        out.contains(&format!("SUCCESS: {} rules found", rules.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_dashboard_parses_shows_every_gauge_and_its_queries_are_promql() {
+    let d = dashboard();
+    assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let vars: BTreeSet<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, BTreeSet::from(["cluster", "datasource"]));
+    let mut ids = BTreeSet::new();
+    for panel in d["panels"].as_array().unwrap() {
+        let id = panel["id"].as_u64().expect("a numeric panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        let grid = &panel["gridPos"];
+        let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+        assert!(x + w <= 24, "panel {id} is wider than the dashboard");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "panel {id}");
+    }
+
+    let exprs = dashboard_exprs();
+    let mut shown = BTreeSet::new();
+    for (what, expr) in &exprs {
+        assert_balanced(what, expr);
+        shown.extend(metric_names(expr));
+        for outcome in outcome_values(expr) {
+            assert!(
+                hpa_tier_core::record::Outcome::parse(&outcome).is_some() || outcome == SKIPPED
+            );
+        }
+    }
+    let everywhere = metric_names(&monitoring_file("grafana-dashboard.json"));
+    for name in &everywhere {
+        assert!(
+            METRICS.contains(&name.as_str()),
+            "dashboard: no such gauge {name}"
+        );
+    }
+    assert_eq!(
+        shown,
+        METRICS
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<BTreeSet<_>>(),
+        "the dashboard shows every gauge"
+    );
+
+    // Prometheus's parser, through recording rules made of the queries.
+    let rules = serde_json::json!({ "groups": [{
+        "name": "dashboard",
+        "rules": exprs.iter().map(|(what, expr)| serde_json::json!({
+            "record": format!("dashboard:{what}"),
+            "expr": expr,
+        })).collect::<Vec<_>>(),
+    }]});
+    let dir = crate::support::tempdir();
+    crate::support::write(
+        dir.path(),
+        "dashboard.yaml",
+        &serde_yaml::to_string(&rules).unwrap(),
+    );
+    run_promtool(dir.path(), &["check", "rules", "dashboard.yaml"]);
+}
+
+/// One cluster's runs for `promtool test rules`: at each minute listed, a run
+/// with that outcome pushes, as hpa-tier does, its outcome (the series of
+/// the previous outcome ends), the run's start and the latest success
+/// (noop, applied, held or blocked: the run did its pass). Between pushes
+/// the Pushgateway keeps serving the last values.
+struct Scenario {
+    cluster: &'static str,
+    runs: Vec<(u32, &'static str)>,
+    /// Minutes of series.
+    until: u32,
+    /// (minute, the alerts firing then); every other alert must not be.
+    expect: Vec<(u32, Vec<&'static str>)>,
+}
+
+fn every_five_minutes(from: u32, to: u32, outcome: &'static str) -> Vec<(u32, &'static str)> {
+    (from..=to).step_by(5).map(|m| (m, outcome)).collect()
+}
+
+impl Scenario {
+    /// The `tests:` entry of this scenario.
+    fn promtool_test(&self, rules: &[AlertRule]) -> Json {
+        let success = |o: &str| matches!(o, "noop" | "applied" | "held" | "blocked");
+        let latest = |m: u32, only_success: bool| {
+            self.runs
+                .iter()
+                .rfind(|(at, o)| *at <= m && (!only_success || success(o)))
+                .copied()
+        };
+        let values = |f: &dyn Fn(u32) -> String| -> String {
+            (0..=self.until).map(f).collect::<Vec<_>>().join(" ")
+        };
+        let labels = format!("job=\"hpa-tier\", cluster=\"{}\"", self.cluster);
+        let mut series = vec![
+            serde_json::json!({
+                "series": format!("hpa_tier_last_run_timestamp_seconds{{{labels}}}"),
+                "values": values(&|m| latest(m, false).map_or("_".into(), |(at, _)| (at * 60).to_string())),
+            }),
+            serde_json::json!({
+                "series": format!("hpa_tier_last_success_timestamp_seconds{{{labels}}}"),
+                "values": values(&|m| latest(m, true).map_or("_".into(), |(at, _)| (at * 60).to_string())),
+            }),
+        ];
+        let outcomes: BTreeSet<&str> = self.runs.iter().map(|(_, o)| *o).collect();
+        for outcome in outcomes {
+            let is = |m: u32| latest(m, false).is_some_and(|(_, o)| o == outcome);
+            series.push(serde_json::json!({
+                "series": format!("hpa_tier_run_outcome{{{labels}, outcome=\"{outcome}\"}}"),
+                "values": values(&|m| if is(m) {
+                    "1".into()
+                } else if m > 0 && is(m - 1) {
+                    // Gone from the next push: Prometheus marks it stale.
+                    "stale".into()
+                } else {
+                    "_".into()
+                }),
+            }));
+        }
+        if series.len() == 2 && self.runs.is_empty() {
+            // Nothing pushed at all: only some other job's series exist.
+            series = vec![
+                serde_json::json!({"series": "up{job=\"other\"}", "values": values(&|_| "1".into())}),
+            ];
+        }
+        let mut checks = vec![];
+        for (minute, firing) in &self.expect {
+            for r in rules {
+                let fires = firing.contains(&r.alert.as_str());
+                let mut labels = serde_json::json!({ "severity": r.labels["severity"] });
+                if r.expr.contains("absent(") {
+                    labels["job"] = "hpa-tier".into();
+                } else {
+                    labels["cluster"] = self.cluster.into();
+                }
+                checks.push(serde_json::json!({
+                    "eval_time": format!("{minute}m"),
+                    "alertname": r.alert,
+                    "exp_alerts": if fires { vec![serde_json::json!({"exp_labels": labels})] } else { vec![] },
+                }));
+            }
+        }
+        serde_json::json!({
+            "name": self.cluster,
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": checks,
+        })
+    }
+}
+
+#[test]
+fn each_alert_fires_in_its_situation_and_no_other() {
+    let rules = alert_rules();
+    let all: BTreeSet<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(
+        all,
+        BTreeSet::from([
+            "HpaTierNotRunning",
+            "HpaTierNeverPushed",
+            "HpaTierBlocked",
+            "HpaTierFailing",
+            "HpaTierLockStuck",
+        ])
+    );
+    let then = |first: Vec<(u32, &'static str)>, rest: Vec<(u32, &'static str)>| {
+        first.into_iter().chain(rest).collect::<Vec<_>>()
+    };
+    let scenarios = [
+        Scenario {
+            cluster: "healthy",
+            runs: then(
+                every_five_minutes(0, 30, "noop"),
+                every_five_minutes(35, 90, "applied"),
+            ),
+            until: 90,
+            expect: vec![(30, vec![]), (60, vec![]), (90, vec![])],
+        },
+        // The last run at 30m: 15 minutes later the alert fires, not before.
+        Scenario {
+            cluster: "stopped",
+            runs: every_five_minutes(0, 30, "noop"),
+            until: 60,
+            expect: vec![(44, vec![]), (46, vec!["HpaTierNotRunning"])],
+        },
+        // Blocked from 5m on: 30 minutes of it fire; blocked is no failure.
+        Scenario {
+            cluster: "blocked",
+            runs: then(vec![(0, "noop")], every_five_minutes(5, 60, "blocked")),
+            until: 60,
+            expect: vec![
+                (34, vec![]),
+                (36, vec!["HpaTierBlocked"]),
+                (60, vec!["HpaTierBlocked"]),
+            ],
+        },
+        Scenario {
+            cluster: "unblocked",
+            runs: then(
+                then(vec![(0, "noop")], every_five_minutes(5, 30, "blocked")),
+                every_five_minutes(35, 60, "applied"),
+            ),
+            until: 60,
+            expect: vec![(34, vec![]), (40, vec![]), (60, vec![])],
+        },
+        // The last success at 10m, then errors and partial runs: three
+        // slots without a success (past 25m) fire.
+        Scenario {
+            cluster: "failing",
+            runs: then(
+                every_five_minutes(0, 10, "noop"),
+                vec![
+                    (15, "error"),
+                    (20, "partial"),
+                    (25, "error"),
+                    (30, "error"),
+                    (35, "error"),
+                ],
+            ),
+            until: 40,
+            expect: vec![
+                (24, vec![]),
+                (26, vec!["HpaTierFailing"]),
+                (40, vec!["HpaTierFailing"]),
+            ],
+        },
+        // Failures between successes never add up.
+        Scenario {
+            cluster: "flapping",
+            runs: (0..=60)
+                .step_by(5)
+                .map(|m| (m, if m % 10 == 0 { "error" } else { "noop" }))
+                .collect(),
+            until: 60,
+            expect: vec![(30, vec![]), (45, vec![]), (60, vec![])],
+        },
+        // Runs from 15m on find the lock taken: past 25m no success for three
+        // slots, held for five minutes more.
+        Scenario {
+            cluster: "locked",
+            runs: then(
+                every_five_minutes(0, 10, "noop"),
+                every_five_minutes(15, 50, SKIPPED),
+            ),
+            until: 50,
+            expect: vec![
+                (29, vec![]),
+                (31, vec!["HpaTierLockStuck"]),
+                (50, vec!["HpaTierLockStuck"]),
+            ],
+        },
+        // A run or two skipped now and then is normal (a slow run overran).
+        Scenario {
+            cluster: "overran",
+            runs: then(
+                then(
+                    every_five_minutes(0, 10, "noop"),
+                    vec![(15, SKIPPED), (20, SKIPPED)],
+                ),
+                every_five_minutes(25, 50, "noop"),
+            ),
+            until: 50,
+            expect: vec![(24, vec![]), (31, vec![]), (50, vec![])],
+        },
+        Scenario {
+            cluster: "nothing-pushed",
+            runs: vec![],
+            until: 30,
+            expect: vec![(14, vec![]), (16, vec!["HpaTierNeverPushed"])],
+        },
+    ];
+
+    // The rules without their annotations: promtool compares those too, and
+    // they hold rendered values; `check rules` has parsed them already.
+    let mut spec = prometheus_rule().spec;
+    for g in &mut spec.groups {
+        for r in &mut g.rules {
+            r.annotations.clear();
+        }
+    }
+    let dir = crate::support::tempdir();
+    crate::support::write(
+        dir.path(),
+        "rules.yaml",
+        &serde_yaml::to_string(&spec).unwrap(),
+    );
+    let tests = serde_json::json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": scenarios.iter().map(|s| s.promtool_test(&rules)).collect::<Vec<_>>(),
+    });
+    crate::support::write(
+        dir.path(),
+        "tests.yaml",
+        &serde_yaml::to_string(&tests).unwrap(),
+    );
+    let out = run_promtool(dir.path(), &["test", "rules", "tests.yaml"]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
