@@ -20,9 +20,10 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "toolchain"
 ensure_rust_components
 
-step "services: MariaDB, kubectl, moto"
+step "services: MariaDB, kubectl, promtool, moto"
 ensure_mariadb
 ensure_kubectl
+ensure_promtool       # exports HPA_TIER_TEST_PROMTOOL
 ensure_moto_venv
 start_moto            # exports HPA_TIER_TEST_MOTO_URL; stopped on exit
 export HPA_TIER_TEST_MYSQL_URL="mysql://root@127.0.0.1:3306"

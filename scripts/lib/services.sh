@@ -42,6 +42,32 @@ ensure_kubectl() {
   command -v kubectl >/dev/null || apt_install kubernetes-client
 }
 
+# promtool validates and unit-tests deploy/monitoring's alert rules. Only the
+# tool is wanted, not a Prometheus server, so it is unpacked from Debian's
+# prometheus package into .tools/ instead of installing the package (whose
+# scripts would set up and start the server).
+ensure_promtool() {
+  if command -v promtool >/dev/null; then
+    export HPA_TIER_TEST_PROMTOOL
+    HPA_TIER_TEST_PROMTOOL=$(command -v promtool)
+    return
+  fi
+  local dir="$PWD/.tools"
+  if [[ ! -x "$dir/promtool" ]]; then
+    echo "unpacking promtool from Debian's prometheus package into $dir" >&2
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && { apt-get download -q prometheus >/dev/null 2>&1 ||
+      { as_root apt-get update -q >/dev/null && apt-get download -q prometheus >/dev/null; }; })
+    mkdir -p "$dir"
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$dir/promtool.part"
+    chmod 0755 "$dir/promtool.part"
+    mv "$dir/promtool.part" "$dir/promtool"
+    rm -rf "$tmp"
+  fi
+  export HPA_TIER_TEST_PROMTOOL="$dir/promtool"
+}
+
 ensure_moto_venv() {
   if [[ -x "$VENV/bin/moto_server" ]]; then return; fi
   echo "creating $VENV with moto[server]" >&2

@@ -245,8 +245,11 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
 fn hint(code: u16) -> &'static str {
     match code {
         1045 => " (check mysql_user and mysql_pwd)",
+        // The privileges of deploy/mysql/grants.sql (tests/it/e2e.rs holds
+        // the two to the same list).
         1044 | 1142 | 1143 => {
-            " (grant the mysql_user CREATE, ALTER, SELECT, INSERT and DELETE on mysql_db)"
+            " (grant the mysql_user CREATE, SELECT, INSERT and UPDATE on mysql_db, as \
+             deploy/mysql/grants.sql does)"
         }
         1049 => " (create the database named by mysql_db, or fix mysql_db)",
         _ => "",

@@ -2,8 +2,11 @@
 //! binary: each Kubernetes manifest is a well-formed object of its kind (no
 //! field k8s-openapi does not know), the CronJob runs one bounded,
 //! locked-down `check` with a config the binary accepts from where it is
-//! mounted, RBAC and IAM grant exactly what the code uses, and the Docker,
-//! cron and systemd variants run the same command every five minutes.
+//! mounted, RBAC and IAM grant exactly what the code uses, the pods may only
+//! open the connections a run needs, the Docker, cron and systemd variants
+//! run the same command every five minutes, and the alert rules and the
+//! dashboard of `deploy/monitoring` are valid and name only the gauges
+//! hpa-tier pushes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, PodSpec, Secret, ServiceAccount, Volume,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -45,11 +49,12 @@ fn read(path: &Path) -> String {
 pub(crate) struct Manifests {
     namespaces: Vec<Namespace>,
     service_accounts: Vec<ServiceAccount>,
-    pub(crate) roles: Vec<Role>,
+    roles: Vec<Role>,
     role_bindings: Vec<RoleBinding>,
     config_maps: Vec<ConfigMap>,
     secrets: Vec<Secret>,
     cron_jobs: Vec<CronJob>,
+    network_policies: Vec<NetworkPolicy>,
     /// `(kind, namespace, name)` of each object, in order.
     ids: Vec<(String, String, String)>,
 }
@@ -116,6 +121,7 @@ impl Manifests {
             "ConfigMap" => self.config_maps.push(typed(origin, &yaml)?),
             "Secret" => self.secrets.push(typed(origin, &yaml)?),
             "CronJob" => self.cron_jobs.push(typed(origin, &yaml)?),
+            "NetworkPolicy" => self.network_policies.push(typed(origin, &yaml)?),
             other => {
                 return Err(format!(
                     "{origin}: kind {other} is not checked by tests/it/deploy.rs; add it to Manifests"
@@ -136,8 +142,68 @@ impl Manifests {
     fn cron_job(&self) -> &CronJob {
         Self::only(&self.cron_jobs, "CronJob")
     }
-    fn config_map(&self) -> &ConfigMap {
-        Self::only(&self.config_maps, "ConfigMap")
+    fn config_map(&self, name: &str) -> &ConfigMap {
+        let found: Vec<&ConfigMap> = self
+            .config_maps
+            .iter()
+            .filter(|c| c.metadata.name.as_deref() == Some(name))
+            .collect();
+        let [one] = found[..] else {
+            panic!(
+                "expected exactly one ConfigMap {name}, found {}",
+                found.len()
+            )
+        };
+        one
+    }
+    fn network_policy(&self) -> &NetworkPolicy {
+        Self::only(&self.network_policies, "NetworkPolicy")
+    }
+
+    /// The Roles on HPAs, one per managed namespace (every Role but the spool's).
+    pub(crate) fn hpa_roles(&self) -> Vec<&Role> {
+        self.roles
+            .iter()
+            .filter(|r| {
+                r.rules
+                    .iter()
+                    .flatten()
+                    .any(|rule| names(&rule.resources).contains("horizontalpodautoscalers"))
+            })
+            .collect()
+    }
+
+    /// The Roles on ConfigMaps: the spool's.
+    fn config_map_roles(&self) -> Vec<&Role> {
+        self.roles
+            .iter()
+            .filter(|r| {
+                r.rules
+                    .iter()
+                    .flatten()
+                    .any(|rule| names(&rule.resources).contains("configmaps"))
+            })
+            .collect()
+    }
+
+    /// The RoleBinding that grants `role`, in its namespace.
+    fn binding_of(&self, role: &Role) -> &RoleBinding {
+        let found: Vec<&RoleBinding> = self
+            .role_bindings
+            .iter()
+            .filter(|b| {
+                b.metadata.namespace == role.metadata.namespace
+                    && b.role_ref.kind == "Role"
+                    && Some(&b.role_ref.name) == role.metadata.name.as_ref()
+            })
+            .collect();
+        let [one] = found[..] else {
+            panic!(
+                "expected exactly one RoleBinding of a Role, found {}",
+                found.len()
+            )
+        };
+        one
     }
     fn secret(&self) -> &Secret {
         Self::only(&self.secrets, "Secret")
@@ -181,6 +247,11 @@ fn first_difference(written: &Json, understood: &Json, at: String) -> Option<Str
         (w, u) if w == u => None,
         _ => Some(at),
     }
+}
+
+/// A list field of a Kubernetes object (verbs, resources, ...) as a set.
+fn names(list: &Option<Vec<String>>) -> BTreeSet<&str> {
+    list.iter().flatten().map(String::as_str).collect()
 }
 
 fn kustomization() -> serde_yaml::Value {
@@ -324,7 +395,7 @@ fn mounted_config(m: &Manifests, path: &Path) -> String {
         .config_map
         .as_ref()
         .unwrap_or_else(|| panic!("{} is not on a ConfigMap volume", path.display()));
-    assert_eq!(cm.name, *m.config_map().metadata.name.as_ref().unwrap());
+    let config_map = m.config_map(&cm.name);
     let file = path.strip_prefix(mount).unwrap().to_str().unwrap();
     let key = match &cm.items {
         Some(items) => {
@@ -336,7 +407,7 @@ fn mounted_config(m: &Manifests, path: &Path) -> String {
         }
         None => file,
     };
-    m.config_map()
+    config_map
         .data
         .as_ref()
         .and_then(|d| d.get(key))
@@ -391,10 +462,17 @@ fn every_manifest_is_a_well_formed_object_of_its_kind() {
     let m = Manifests::from_files();
     assert_eq!(m.namespaces.len(), 1);
     assert_eq!(m.service_accounts.len(), 1);
-    assert_eq!(m.config_maps.len(), 1);
+    assert_eq!(m.config_maps.len(), 2, "the config and the spool");
     assert_eq!(m.secrets.len(), 1);
     assert_eq!(m.cron_jobs.len(), 1);
+    assert_eq!(m.network_policies.len(), 1);
     assert!(!m.roles.is_empty() && m.roles.len() == m.role_bindings.len());
+    // Each Role is about HPAs or about the spool, never both.
+    assert_eq!(
+        m.hpa_roles().len() + m.config_map_roles().len(),
+        m.roles.len(),
+        "a Role that is neither on HPAs nor on the spool ConfigMap, or on both"
+    );
     // Everything hpa-tier owns lives in its own namespace; only the RBAC
     // objects reach into the managed ones.
     let own = m.namespaces[0].metadata.name.clone().unwrap();
@@ -694,8 +772,8 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
         ["istio-system", "prod"]
     );
 
-    let role_namespaces: BTreeSet<&str> = m
-        .roles
+    let hpa_roles = m.hpa_roles();
+    let role_namespaces: BTreeSet<&str> = hpa_roles
         .iter()
         .map(|r| r.metadata.namespace.as_deref().unwrap())
         .collect();
@@ -705,12 +783,11 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
         "one Role per namespace in `services`, and none elsewhere"
     );
 
-    let sa = m.service_account();
     for (ns, hpas) in &wanted {
         let in_ns = |n: &Option<String>| n.as_deref() == Some(*ns);
-        let roles: Vec<&Role> = m
-            .roles
+        let roles: Vec<&Role> = hpa_roles
             .iter()
+            .copied()
             .filter(|r| in_ns(&r.metadata.namespace))
             .collect();
         let role = Manifests::only(&roles, "Role per namespace");
@@ -736,19 +813,203 @@ fn one_role_per_managed_namespace_grants_get_and_patch_on_exactly_its_hpas() {
             "the Role in {ns} must name exactly the HPAs of `services`"
         );
 
-        let bindings: Vec<&RoleBinding> = m
-            .role_bindings
-            .iter()
-            .filter(|b| in_ns(&b.metadata.namespace))
-            .collect();
-        let binding = Manifests::only(&bindings, "RoleBinding per namespace");
-        assert_eq!(binding.role_ref.kind, "Role");
-        assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
-        let subject = Manifests::only(binding.subjects.as_deref().unwrap_or_default(), "subject");
-        assert_eq!(subject.kind, "ServiceAccount");
-        assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
-        assert_eq!(subject.namespace, sa.metadata.namespace);
+        assert_binds_the_service_account(&m, role);
     }
+}
+
+/// `role`'s RoleBinding names the CronJob's ServiceAccount and nothing else.
+fn assert_binds_the_service_account(m: &Manifests, role: &Role) {
+    let sa = m.service_account();
+    let binding = m.binding_of(role);
+    let subject = Manifests::only(binding.subjects.as_deref().unwrap_or_default(), "subject");
+    assert_eq!(subject.kind, "ServiceAccount");
+    assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
+    assert_eq!(subject.namespace, sa.metadata.namespace);
+}
+
+#[test]
+fn the_spool_configmap_exists_empty_and_its_role_grants_get_update_patch_on_it_alone() {
+    let m = Manifests::from_files();
+    let sa = m.service_account();
+    let spool = m.config_map("hpa-tier-spool");
+    assert_eq!(spool.metadata.namespace, sa.metadata.namespace);
+    // Empty, so that `kubectl apply` never overwrites spooled records.
+    assert!(
+        spool.data.is_none() && spool.binary_data.is_none(),
+        "the spool ConfigMap must ship without data"
+    );
+
+    let roles = m.config_map_roles();
+    let role = Manifests::only(&roles, "Role on ConfigMaps");
+    assert_eq!(role.metadata.namespace, sa.metadata.namespace);
+    let rule = Manifests::only(role.rules.as_deref().unwrap_or_default(), "rule");
+    assert_eq!(names(&rule.api_groups), BTreeSet::from([""]));
+    assert_eq!(names(&rule.resources), BTreeSet::from(["configmaps"]));
+    assert_eq!(
+        names(&rule.resource_names),
+        BTreeSet::from([spool.metadata.name.as_deref().unwrap()]),
+        "the Role must name exactly the spool ConfigMap"
+    );
+    // No create: RBAC cannot limit it to one name, hence the pre-created ConfigMap.
+    assert_eq!(
+        rule.verbs
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from(["get", "update", "patch"])
+    );
+    assert_binds_the_service_account(&m, role);
+}
+
+/// The labels of the CronJob's pod template.
+fn pod_labels(cj: &CronJob) -> BTreeMap<String, String> {
+    cj.spec
+        .as_ref()
+        .and_then(|s| s.job_template.spec.as_ref())
+        .and_then(|j| j.template.metadata.as_ref())
+        .and_then(|meta| meta.labels.clone())
+        .unwrap_or_default()
+}
+
+/// Whether a label selector selects an object with `labels` (the semantics of
+/// metav1.LabelSelector: every matchLabels pair and every expression holds).
+fn selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let listed = |v: &String| e.values.iter().flatten().any(|w| w == v);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(listed),
+            "NotIn" => !value.is_some_and(listed),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            other => panic!("label selector operator {other}"),
+        }
+    });
+    pairs && expressions
+}
+
+/// The port a URL is dialed on.
+fn url_port(url: &str) -> u16 {
+    let (scheme, rest) = url.split_once("://").unwrap_or_else(|| panic!("URL {url}"));
+    let authority = rest.split(['/', '?']).next().unwrap();
+    match authority.rsplit_once(':') {
+        Some((_, port)) if !authority.ends_with(']') => port.parse().unwrap(),
+        _ => match scheme {
+            "https" => 443,
+            "http" => 80,
+            other => panic!("URL scheme {other}"),
+        },
+    }
+}
+
+#[test]
+fn the_network_policy_selects_the_cronjob_pods_and_allows_only_the_connections_of_a_run() {
+    // The selector must hold after kustomize too (its labels: pass must not
+    // change either side).
+    for m in [Manifests::from_files(), Manifests::from_kubectl()] {
+        let np = m.network_policy();
+        let cj = m.cron_job();
+        assert_eq!(np.metadata.namespace, cj.metadata.namespace);
+        let selector = np.spec.as_ref().unwrap().pod_selector.as_ref();
+        let selector = selector.expect("a podSelector");
+        assert!(
+            selector
+                .match_labels
+                .as_ref()
+                .is_some_and(|l| !l.is_empty()),
+            "an empty podSelector would select every pod of the namespace"
+        );
+        assert!(
+            selects(selector, &pod_labels(cj)),
+            "the NetworkPolicy does not select the CronJob's pods: {selector:?} vs {:?}",
+            pod_labels(cj)
+        );
+    }
+
+    let m = Manifests::from_files();
+    let spec = m.network_policy().spec.as_ref().unwrap();
+    assert_eq!(
+        names(&spec.policy_types),
+        BTreeSet::from(["Ingress", "Egress"])
+    );
+    assert!(
+        spec.ingress.iter().flatten().next().is_none(),
+        "no ingress rule: nothing connects to a run"
+    );
+
+    // Every (protocol, port) allowed out, and the rules they are in.
+    let egress = spec.egress.as_deref().unwrap_or_default();
+    let mut allowed: BTreeMap<(String, i32), Vec<usize>> = BTreeMap::new();
+    for (i, rule) in egress.iter().enumerate() {
+        let ports = rule.ports.as_deref().unwrap_or_default();
+        assert!(!ports.is_empty(), "egress rule {i} allows every port");
+        for p in ports {
+            let number = match &p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
+                other => panic!("egress rule {i}: a numeric port, not {other:?}"),
+            };
+            assert!(p.end_port.is_none(), "egress rule {i}: a port range");
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            allowed.entry((protocol, number)).or_default().push(i);
+        }
+    }
+    let ports: BTreeSet<(&str, i32)> = allowed.keys().map(|(p, n)| (p.as_str(), *n)).collect();
+    assert_eq!(
+        ports,
+        BTreeSet::from([
+            ("UDP", 53),
+            ("TCP", 53),
+            ("TCP", 443),
+            ("TCP", 3306),
+            ("TCP", 6443),
+            ("TCP", 9091),
+        ]),
+        "DNS, the API server (443/6443), MySQL, HTTPS and the Pushgateway; nothing else"
+    );
+
+    // What the deployed config dials is among them.
+    let (config, _) = deployed_config(&m);
+    let UsersSource::Ga(ga) = &config.users else {
+        panic!("the deployed config reads GA")
+    };
+    let feishu = config.feishu.as_ref().unwrap();
+    for (what, port) in [
+        ("mysql_port", config.mysql.as_ref().unwrap().port),
+        ("ga_api_url", url_port(&ga.api_url)),
+        ("feishu_webhook_url", url_port(feishu.webhook.expose())),
+    ] {
+        assert!(
+            allowed.contains_key(&("TCP".to_string(), i32::from(port))),
+            "{what} is dialed on port {port}, which the NetworkPolicy does not allow"
+        );
+    }
+
+    // DNS only to the cluster's DNS pods.
+    let dns_rules: BTreeSet<usize> = [("UDP", 53), ("TCP", 53)]
+        .iter()
+        .flat_map(|(p, n)| allowed[&(p.to_string(), *n)].clone())
+        .collect();
+    let dns = &egress[*Manifests::only(&dns_rules.into_iter().collect::<Vec<_>>(), "DNS rule")];
+    let peer = Manifests::only(dns.to.as_deref().unwrap_or_default(), "DNS destination");
+    let kube_system = BTreeMap::from([(
+        "kubernetes.io/metadata.name".to_string(),
+        "kube-system".to_string(),
+    )]);
+    let core_dns = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
+    assert!(peer.ip_block.is_none());
+    assert!(selects(
+        peer.namespace_selector.as_ref().unwrap(),
+        &kube_system
+    ));
+    assert!(selects(peer.pod_selector.as_ref().unwrap(), &core_dns));
 }
 
 // ---------------------------------------------------------------------------
@@ -1161,26 +1422,58 @@ fn the_systemd_timer_runs_the_oneshot_check_every_five_minutes() {
     }
 }
 
-#[test]
-fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user() {
+/// The crontab: its `NAME=value` settings, the job line's schedule and user
+/// fields, and its shell command as written.
+fn crontab() -> (BTreeMap<String, String>, Vec<String>, String) {
     let text = read(&deploy_dir().join("cron/hpa-tier.cron"));
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        // A job starts with its schedule; SHELL=, PATH= lines are settings.
-        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@'))
         .collect();
-    let line = Manifests::only(&lines, "job line");
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    // A job starts with its schedule; SHELL=, PATH= lines are settings.
+    let is_job = |l: &&str| l.starts_with(|c: char| c.is_ascii_digit() || c == '*' || c == '@');
+    let settings = lines
+        .iter()
+        .filter(|l| !is_job(l))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("crontab: `{l}`"));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let jobs: Vec<&str> = lines.iter().copied().filter(is_job).collect();
+    let mut rest = *Manifests::only(&jobs, "job line");
+    let mut fields = vec![];
+    for _ in 0..6 {
+        let (field, tail) = rest.split_once(char::is_whitespace).unwrap();
+        fields.push(field.to_string());
+        rest = tail.trim_start();
+    }
+    (settings, fields, rest.to_string())
+}
+
+#[test]
+fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user() {
+    let (settings, fields, command) = crontab();
     assert_eq!(every_n_minutes(&fields[..5].join(" ")), FIVE_MINUTES);
     let service = unit("hpa-tier.service");
-    assert_eq!(Some(fields[5]), setting(&service, "Service", "User"));
+    assert_eq!(
+        Some(fields[5].as_str()),
+        setting(&service, "Service", "User")
+    );
+    // pipefail is not POSIX sh.
+    assert_eq!(settings.get("SHELL").map(String::as_str), Some("/bin/bash"));
 
-    // The shell command: VAR=value prefixes, `timeout N`, the binary and its
-    // arguments up to the redirection.
+    // The shell command: `set -o pipefail;`, then VAR=value prefixes,
+    // `timeout N`, the binary and its arguments up to the redirection.
+    let pipeline = command
+        .strip_prefix("set -o pipefail;")
+        .expect("the exit status of hpa-tier, not of logger, decides");
+    let words: Vec<&str> = pipeline.split_whitespace().collect();
     let mut env = BTreeMap::new();
-    let mut rest = &fields[6..];
+    let mut rest = &words[..];
     while let Some((k, v)) = rest.first().and_then(|w| w.split_once('=')) {
         env.insert(k.to_string(), v.to_string());
         rest = &rest[1..];
@@ -1200,4 +1493,669 @@ fn the_crontab_line_runs_a_bounded_check_every_five_minutes_as_the_service_user(
     let (cli, path) = parse_as_the_binary(&argv, &env);
     assert!(matches!(cli.command, Command::Check { users: None }));
     assert_eq!(path, Path::new("/etc/hpa-tier/config.yaml"));
+}
+
+/// The job's command run the way cron runs it (`$SHELL -c`, the crontab's
+/// PATH), with `binary` in place of /usr/local/bin/hpa-tier and a `logger`
+/// that keeps what it is given. Returns (stdout + stderr, which cron mails;
+/// what reached syslog).
+fn run_cron_command(binary: &Path) -> (String, String) {
+    let (settings, _, command) = crontab();
+    let dir = crate::support::tempdir();
+    let syslog = dir.path().join("syslog");
+    let logger = dir.path().join("logger");
+    std::fs::write(
+        &logger,
+        format!(
+            "#!/bin/sh\n{{ echo \"logger $*\"; cat; }} >> '{}'\n",
+            syslog.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let installed = "/usr/local/bin/hpa-tier";
+    assert!(command.contains(installed), "{command}");
+    let command = command.replace(installed, binary.to_str().unwrap());
+    let out = Process::new(&settings["SHELL"])
+        .arg("-c")
+        .arg(&command)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:{}", dir.path().display(), settings["PATH"]),
+        )
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the crontab's command");
+    let mailed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (mailed, std::fs::read_to_string(&syslog).unwrap_or_default())
+}
+
+#[test]
+fn the_crontab_line_mails_a_failure_with_its_exit_status_and_logs_every_run() {
+    // The real binary: /etc/hpa-tier/config.yaml is absent here, so exit 2.
+    assert!(!Path::new("/etc/hpa-tier/config.yaml").exists());
+    let (mailed, syslog) = run_cron_command(&crate::support::bin());
+    assert!(mailed.contains("exit status 2"), "mail: {mailed:?}");
+    assert_eq!(mailed.lines().count(), 1, "mail: {mailed:?}");
+    assert!(syslog.starts_with("logger -t hpa-tier\n"), "{syslog}");
+    assert!(
+        syslog.contains("cannot read config file /etc/hpa-tier/config.yaml"),
+        "{syslog}"
+    );
+
+    // A run that succeeds is logged and mails nothing.
+    let dir = crate::support::tempdir();
+    let ok = Path::new(&crate::support::write(
+        dir.path(),
+        "hpa-tier",
+        "#!/bin/sh\necho 'outcome: noop'\n",
+    ))
+    .to_path_buf();
+    std::fs::set_permissions(&ok, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (mailed, syslog) = run_cron_command(&ok);
+    assert_eq!(mailed, "", "a successful run must not mail");
+    assert!(syslog.contains("outcome: noop"), "{syslog}");
+}
+
+// ---------------------------------------------------------------------------
+// Monitoring: deploy/monitoring's alert rules and dashboard.
+
+/// The gauges hpa-tier pushes (deploy/README.md, "Monitoring"). This list
+/// must match the metric names the product pushes; once the product has them
+/// as a constant, this should be that constant.
+const METRICS: [&str; 11] = [
+    "hpa_tier_users",
+    "hpa_tier_needed_capacity",
+    "hpa_tier_capacity",
+    "hpa_tier_forecast_capacity",
+    "hpa_tier_allowed_capacity",
+    "hpa_tier_schedule_capacity",
+    "hpa_tier_run_outcome",
+    "hpa_tier_run_duration_seconds",
+    "hpa_tier_last_run_timestamp_seconds",
+    "hpa_tier_last_success_timestamp_seconds",
+    "hpa_tier_hpa_min_replicas",
+];
+
+/// The `outcome` a run that finds the lock taken pushes; the others are the
+/// record's outcomes.
+const SKIPPED: &str = "skipped";
+
+/// A PrometheusRule as the Prometheus Operator reads it, strictly: a
+/// misspelt key (`annotation:`, `for_:`) is an error, not a silently
+/// dropped field.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PrometheusRule {
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: RuleSpec,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RuleGroup {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    rules: Vec<AlertRule>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct AlertRule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+fn monitoring_file(name: &str) -> String {
+    read(&deploy_dir().join("monitoring").join(name))
+}
+
+fn prometheus_rule() -> PrometheusRule {
+    serde_yaml::from_str(&monitoring_file("prometheusrule.yaml"))
+        .unwrap_or_else(|e| panic!("deploy/monitoring/prometheusrule.yaml: {e}"))
+}
+
+fn alert_rules() -> Vec<AlertRule> {
+    prometheus_rule()
+        .spec
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .collect()
+}
+
+fn dashboard() -> Json {
+    serde_json::from_str(&monitoring_file("grafana-dashboard.json"))
+        .unwrap_or_else(|e| panic!("deploy/monitoring/grafana-dashboard.json: {e}"))
+}
+
+/// Every PromQL expression of the dashboard, named by where it is, with the
+/// dashboard's variables given a value (`label_values(EXPR, LABEL)` is
+/// Grafana's, not PromQL: its EXPR stands for it).
+fn dashboard_exprs() -> Vec<(String, String)> {
+    let d = dashboard();
+    let mut out = vec![];
+    for panel in d["panels"].as_array().expect("panels") {
+        let id = &panel["id"];
+        let targets = panel["targets"].as_array();
+        assert!(
+            targets.is_some_and(|t| !t.is_empty()),
+            "panel {id} has no query"
+        );
+        for t in targets.unwrap() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("panel {id}: no expr"));
+            out.push((
+                format!("panel_{id}_{}", t["refId"].as_str().unwrap()),
+                expr.to_string(),
+            ));
+        }
+    }
+    for var in d["templating"]["list"].as_array().expect("templating") {
+        if var["type"] == "query" {
+            let q = var["query"]["query"].as_str().expect("a variable's query");
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.rsplit_once(','))
+                .map(|(e, _)| e.trim().to_string())
+                .unwrap_or_else(|| q.to_string());
+            out.push((format!("variable_{}", var["name"].as_str().unwrap()), inner));
+        }
+    }
+    out.into_iter()
+        .map(|(name, e)| (name, e.replace("$cluster", "prod")))
+        .collect()
+}
+
+/// Every `hpa_tier_…` name in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hpa_tier_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// The `outcome` values an expression matches (`outcome="x"`, `outcome=~"a|b"`).
+fn outcome_values(expr: &str) -> Vec<String> {
+    let mut out = vec![];
+    for (i, _) in expr.match_indices("outcome") {
+        let rest = &expr[i + "outcome".len()..];
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix("=~").or_else(|| rest.strip_prefix('=')) else {
+            continue;
+        };
+        let value = rest
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|r| r.split_once('"'));
+        let (value, _) = value.unwrap_or_else(|| panic!("outcome matcher in {expr}"));
+        out.extend(value.split('|').map(String::from));
+    }
+    out
+}
+
+/// The brackets of an expression pair up and its strings close.
+fn assert_balanced(what: &str, expr: &str) {
+    let mut stack = vec![];
+    let mut in_string = false;
+    for c in expr.chars() {
+        match (in_string, c) {
+            (true, '"') => in_string = false,
+            (true, _) => {}
+            (false, '"') => in_string = true,
+            (false, '(' | '[' | '{') => stack.push(c),
+            (false, ')' | ']' | '}') => {
+                let open = stack.pop();
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                assert_eq!(open, Some(want), "{what}: unbalanced `{c}` in {expr}");
+            }
+            _ => {}
+        }
+    }
+    assert!(!in_string, "{what}: unclosed string in {expr}");
+    assert!(stack.is_empty(), "{what}: unclosed {stack:?} in {expr}");
+}
+
+fn promtool() -> PathBuf {
+    match std::env::var_os("HPA_TIER_TEST_PROMTOOL") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "HPA_TIER_TEST_PROMTOOL is not set: run the tests with scripts/test.sh, which unpacks promtool"
+        ),
+    }
+}
+
+/// Runs promtool with `args` in `dir`; panics with its output unless it succeeds.
+fn run_promtool(dir: &Path, args: &[&str]) -> String {
+    let out = Process::new(promtool())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", promtool().display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn the_alert_rules_parse_and_name_only_the_gauges_hpa_tier_pushes() {
+    let rule = prometheus_rule();
+    assert_eq!(rule.api_version, "monitoring.coreos.com/v1");
+    assert_eq!(rule.kind, "PrometheusRule");
+    assert!(rule.metadata.name.is_some());
+    let rules = alert_rules();
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(names.len(), rules.len(), "alert names are unique");
+    let readme = read(&deploy_dir().join("README.md"));
+    let anchors: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| {
+            // GitHub's heading anchors: lower case, spaces to dashes, no punctuation.
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    for r in &rules {
+        let what = &r.alert;
+        assert_balanced(what, &r.expr);
+        for name in metric_names(&r.expr) {
+            assert!(
+                METRICS.contains(&name.as_str()),
+                "{what}: no such gauge {name}"
+            );
+        }
+        for outcome in outcome_values(&r.expr) {
+            assert!(
+                hpa_tier_core::record::Outcome::parse(&outcome).is_some() || outcome == SKIPPED,
+                "{what}: no run has outcome {outcome:?}"
+            );
+        }
+        assert!(
+            matches!(
+                r.labels.get("severity").map(String::as_str),
+                Some("warning" | "critical")
+            ),
+            "{what}: severity"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                r.annotations.get(key).is_some_and(|v| !v.trim().is_empty()),
+                "{what}: no {key}"
+            );
+        }
+        let url = &r.annotations["runbook_url"];
+        let anchor = url.strip_prefix("deploy/README.md#").unwrap_or_else(|| {
+            panic!("{what}: runbook_url {url} is not a section of deploy/README.md")
+        });
+        assert!(
+            anchors.contains(anchor),
+            "{what}: deploy/README.md has no section #{anchor}"
+        );
+    }
+    // Every name anywhere in the file (comments and annotations included).
+    for name in metric_names(&monitoring_file("prometheusrule.yaml")) {
+        assert!(
+            METRICS.contains(&name.as_str()),
+            "prometheusrule.yaml: no such gauge {name}"
+        );
+    }
+
+    // Prometheus's own parser: PromQL, durations, annotation templates.
+    let dir = crate::support::tempdir();
+    let spec = serde_yaml::to_string(&rule.spec).unwrap();
+    crate::support::write(dir.path(), "rules.yaml", &spec);
+    let out = run_promtool(dir.path(), &["check", "rules", "rules.yaml"]);
+    assert!(
+        out.contains(&format!("SUCCESS: {} rules found", rules.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_dashboard_parses_shows_every_gauge_and_its_queries_are_promql() {
+    let d = dashboard();
+    assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let vars: BTreeSet<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, BTreeSet::from(["cluster", "datasource"]));
+    let mut ids = BTreeSet::new();
+    for panel in d["panels"].as_array().unwrap() {
+        let id = panel["id"].as_u64().expect("a numeric panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        let grid = &panel["gridPos"];
+        let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+        assert!(x + w <= 24, "panel {id} is wider than the dashboard");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "panel {id}");
+    }
+
+    let exprs = dashboard_exprs();
+    let mut shown = BTreeSet::new();
+    for (what, expr) in &exprs {
+        assert_balanced(what, expr);
+        shown.extend(metric_names(expr));
+        for outcome in outcome_values(expr) {
+            assert!(
+                hpa_tier_core::record::Outcome::parse(&outcome).is_some() || outcome == SKIPPED
+            );
+        }
+    }
+    let everywhere = metric_names(&monitoring_file("grafana-dashboard.json"));
+    for name in &everywhere {
+        assert!(
+            METRICS.contains(&name.as_str()),
+            "dashboard: no such gauge {name}"
+        );
+    }
+    assert_eq!(
+        shown,
+        METRICS
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<BTreeSet<_>>(),
+        "the dashboard shows every gauge"
+    );
+
+    // Prometheus's parser, through recording rules made of the queries.
+    let rules = serde_json::json!({ "groups": [{
+        "name": "dashboard",
+        "rules": exprs.iter().map(|(what, expr)| serde_json::json!({
+            "record": format!("dashboard:{what}"),
+            "expr": expr,
+        })).collect::<Vec<_>>(),
+    }]});
+    let dir = crate::support::tempdir();
+    crate::support::write(
+        dir.path(),
+        "dashboard.yaml",
+        &serde_yaml::to_string(&rules).unwrap(),
+    );
+    run_promtool(dir.path(), &["check", "rules", "dashboard.yaml"]);
+}
+
+/// One cluster's runs for `promtool test rules`: at each minute listed, a run
+/// with that outcome pushes, as hpa-tier does, its outcome (the series of
+/// the previous outcome ends), the run's start and the latest success
+/// (noop, applied, held or blocked: the run did its pass). Between pushes
+/// the Pushgateway keeps serving the last values.
+struct Scenario {
+    cluster: &'static str,
+    runs: Vec<(u32, &'static str)>,
+    /// Minutes of series.
+    until: u32,
+    /// (minute, the alerts firing then); every other alert must not be.
+    expect: Vec<(u32, Vec<&'static str>)>,
+}
+
+fn every_five_minutes(from: u32, to: u32, outcome: &'static str) -> Vec<(u32, &'static str)> {
+    (from..=to).step_by(5).map(|m| (m, outcome)).collect()
+}
+
+impl Scenario {
+    /// The `tests:` entry of this scenario.
+    fn promtool_test(&self, rules: &[AlertRule]) -> Json {
+        let success = |o: &str| matches!(o, "noop" | "applied" | "held" | "blocked");
+        let latest = |m: u32, only_success: bool| {
+            self.runs
+                .iter()
+                .rfind(|(at, o)| *at <= m && (!only_success || success(o)))
+                .copied()
+        };
+        let values = |f: &dyn Fn(u32) -> String| -> String {
+            (0..=self.until).map(f).collect::<Vec<_>>().join(" ")
+        };
+        let labels = format!("job=\"hpa-tier\", cluster=\"{}\"", self.cluster);
+        let mut series = vec![
+            serde_json::json!({
+                "series": format!("hpa_tier_last_run_timestamp_seconds{{{labels}}}"),
+                "values": values(&|m| latest(m, false).map_or("_".into(), |(at, _)| (at * 60).to_string())),
+            }),
+            serde_json::json!({
+                "series": format!("hpa_tier_last_success_timestamp_seconds{{{labels}}}"),
+                "values": values(&|m| latest(m, true).map_or("_".into(), |(at, _)| (at * 60).to_string())),
+            }),
+        ];
+        let outcomes: BTreeSet<&str> = self.runs.iter().map(|(_, o)| *o).collect();
+        for outcome in outcomes {
+            let is = |m: u32| latest(m, false).is_some_and(|(_, o)| o == outcome);
+            series.push(serde_json::json!({
+                "series": format!("hpa_tier_run_outcome{{{labels}, outcome=\"{outcome}\"}}"),
+                "values": values(&|m| if is(m) {
+                    "1".into()
+                } else if m > 0 && is(m - 1) {
+                    // Gone from the next push: Prometheus marks it stale.
+                    "stale".into()
+                } else {
+                    "_".into()
+                }),
+            }));
+        }
+        if series.len() == 2 && self.runs.is_empty() {
+            // Nothing pushed at all: only some other job's series exist.
+            series = vec![
+                serde_json::json!({"series": "up{job=\"other\"}", "values": values(&|_| "1".into())}),
+            ];
+        }
+        let mut checks = vec![];
+        for (minute, firing) in &self.expect {
+            for r in rules {
+                let fires = firing.contains(&r.alert.as_str());
+                let mut labels = serde_json::json!({ "severity": r.labels["severity"] });
+                if r.expr.contains("absent(") {
+                    labels["job"] = "hpa-tier".into();
+                } else {
+                    labels["cluster"] = self.cluster.into();
+                }
+                checks.push(serde_json::json!({
+                    "eval_time": format!("{minute}m"),
+                    "alertname": r.alert,
+                    "exp_alerts": if fires { vec![serde_json::json!({"exp_labels": labels})] } else { vec![] },
+                }));
+            }
+        }
+        serde_json::json!({
+            "name": self.cluster,
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": checks,
+        })
+    }
+}
+
+#[test]
+fn each_alert_fires_in_its_situation_and_no_other() {
+    let rules = alert_rules();
+    let all: BTreeSet<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(
+        all,
+        BTreeSet::from([
+            "HpaTierNotRunning",
+            "HpaTierNeverPushed",
+            "HpaTierBlocked",
+            "HpaTierFailing",
+            "HpaTierLockStuck",
+        ])
+    );
+    let then = |first: Vec<(u32, &'static str)>, rest: Vec<(u32, &'static str)>| {
+        first.into_iter().chain(rest).collect::<Vec<_>>()
+    };
+    let scenarios = [
+        Scenario {
+            cluster: "healthy",
+            runs: then(
+                every_five_minutes(0, 30, "noop"),
+                every_five_minutes(35, 90, "applied"),
+            ),
+            until: 90,
+            expect: vec![(30, vec![]), (60, vec![]), (90, vec![])],
+        },
+        // The last run at 30m: 15 minutes later the alert fires, not before.
+        Scenario {
+            cluster: "stopped",
+            runs: every_five_minutes(0, 30, "noop"),
+            until: 60,
+            expect: vec![(44, vec![]), (46, vec!["HpaTierNotRunning"])],
+        },
+        // Blocked from 5m on: 30 minutes of it fire; blocked is no failure.
+        Scenario {
+            cluster: "blocked",
+            runs: then(vec![(0, "noop")], every_five_minutes(5, 60, "blocked")),
+            until: 60,
+            expect: vec![
+                (34, vec![]),
+                (36, vec!["HpaTierBlocked"]),
+                (60, vec!["HpaTierBlocked"]),
+            ],
+        },
+        Scenario {
+            cluster: "unblocked",
+            runs: then(
+                then(vec![(0, "noop")], every_five_minutes(5, 30, "blocked")),
+                every_five_minutes(35, 60, "applied"),
+            ),
+            until: 60,
+            expect: vec![(34, vec![]), (40, vec![]), (60, vec![])],
+        },
+        // The last success at 10m, then errors and partial runs: three
+        // slots without a success (past 25m) fire.
+        Scenario {
+            cluster: "failing",
+            runs: then(
+                every_five_minutes(0, 10, "noop"),
+                vec![
+                    (15, "error"),
+                    (20, "partial"),
+                    (25, "error"),
+                    (30, "error"),
+                    (35, "error"),
+                ],
+            ),
+            until: 40,
+            expect: vec![
+                (24, vec![]),
+                (26, vec!["HpaTierFailing"]),
+                (40, vec!["HpaTierFailing"]),
+            ],
+        },
+        // Failures between successes never add up.
+        Scenario {
+            cluster: "flapping",
+            runs: (0..=60)
+                .step_by(5)
+                .map(|m| (m, if m % 10 == 0 { "error" } else { "noop" }))
+                .collect(),
+            until: 60,
+            expect: vec![(30, vec![]), (45, vec![]), (60, vec![])],
+        },
+        // Runs from 15m on find the lock taken: past 25m no success for three
+        // slots, held for five minutes more.
+        Scenario {
+            cluster: "locked",
+            runs: then(
+                every_five_minutes(0, 10, "noop"),
+                every_five_minutes(15, 50, SKIPPED),
+            ),
+            until: 50,
+            expect: vec![
+                (29, vec![]),
+                (31, vec!["HpaTierLockStuck"]),
+                (50, vec!["HpaTierLockStuck"]),
+            ],
+        },
+        // A run or two skipped now and then is normal (a slow run overran).
+        Scenario {
+            cluster: "overran",
+            runs: then(
+                then(
+                    every_five_minutes(0, 10, "noop"),
+                    vec![(15, SKIPPED), (20, SKIPPED)],
+                ),
+                every_five_minutes(25, 50, "noop"),
+            ),
+            until: 50,
+            expect: vec![(24, vec![]), (31, vec![]), (50, vec![])],
+        },
+        Scenario {
+            cluster: "nothing-pushed",
+            runs: vec![],
+            until: 30,
+            expect: vec![(14, vec![]), (16, vec!["HpaTierNeverPushed"])],
+        },
+    ];
+
+    // The rules without their annotations: promtool compares those too, and
+    // they hold rendered values; `check rules` has parsed them already.
+    let mut spec = prometheus_rule().spec;
+    for g in &mut spec.groups {
+        for r in &mut g.rules {
+            r.annotations.clear();
+        }
+    }
+    let dir = crate::support::tempdir();
+    crate::support::write(
+        dir.path(),
+        "rules.yaml",
+        &serde_yaml::to_string(&spec).unwrap(),
+    );
+    let tests = serde_json::json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": scenarios.iter().map(|s| s.promtool_test(&rules)).collect::<Vec<_>>(),
+    });
+    crate::support::write(
+        dir.path(),
+        "tests.yaml",
+        &serde_yaml::to_string(&tests).unwrap(),
+    );
+    let out = run_promtool(dir.path(), &["test", "rules", "tests.yaml"]);
+    assert!(out.contains("SUCCESS"), "{out}");
 }
