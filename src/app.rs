@@ -18,10 +18,11 @@ use hpa_tier_core::conclude::{
 };
 use hpa_tier_core::hpa::{Hpa, HpaRef};
 use hpa_tier_core::notice::{self, Notice};
-use hpa_tier_core::plan::{self, Decision, Demand, Floor, Inputs};
+use hpa_tier_core::plan::{self, Decision, Demand, Inputs};
 use hpa_tier_core::policy::Policy;
 use hpa_tier_core::prereq::{self, Observed};
 use hpa_tier_core::record::{CommandKind, RunRecord, active_hold};
+use hpa_tier_core::schedule;
 use hpa_tier_core::status::{StatusInputs, StatusReport};
 
 use crate::budget::{Budget, bounded, within};
@@ -83,6 +84,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
     match command {
         Command::Tiers => {
             print_tiers(&config, output)?;
+            Ok(Completion::Success)
+        }
+        Command::Schedules { days } => {
+            print_schedules(&config.policy, days, output)?;
             Ok(Completion::Success)
         }
         Command::Check { users } => {
@@ -155,6 +160,21 @@ fn print_tiers(config: &Config, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `schedules`: the windows of the next `days`, from the config alone.
+fn print_schedules(policy: &Policy, days: u32, output: Output) -> anyhow::Result<()> {
+    let ahead = SignedDuration::from_hours(24 * i64::from(days));
+    let rows = schedule::upcoming(&policy.schedules, Timestamp::now(), ahead, None);
+    let zone = policy.schedules.zone().iana_name().unwrap_or("UTC");
+    match output {
+        Output::Table => print!("{}", output::schedules_table(&rows, zone, days)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "timezone": zone, "days": days, "windows": rows }))?
+        ),
+    }
+    Ok(())
+}
+
 fn block_on<F: Future<Output = anyhow::Result<Completion>>>(
     config: &Config,
     run: impl FnOnce(Budget) -> F,
@@ -197,6 +217,8 @@ struct Gathered<S> {
     locked: Result<bool, String>,
     history: Result<Vec<RunRecord>, String>,
     last_upgrade: Result<Option<RunRecord>, String>,
+    /// The forecast's history; empty when it is off or could not be read.
+    samples: Vec<(Timestamp, u32)>,
 }
 
 /// `check` and `upgrade`: one control pass.
@@ -302,12 +324,19 @@ where
             Request::Upgrade { .. } => None,
         }
     };
-    let (users, (hpas, unreadable), observed, (store, locked, history, last_upgrade)) = tokio::join!(
+    let (users, (hpas, unreadable), observed, side) = tokio::join!(
         users,
         read_hpas(&a.cluster, &policy.services, limit),
         read_prereqs(&a.prereqs, limit),
         open_store(&a.store, policy, now, dry_run, limit),
     );
+    let StoreSide {
+        store,
+        locked,
+        history,
+        last_upgrade,
+        samples,
+    } = side;
     if let Err(e) = &history {
         warn!("run history unavailable ({e}): no scale-down this run");
     }
@@ -323,6 +352,10 @@ where
         locked,
         history,
         last_upgrade,
+        samples: samples.unwrap_or_else(|e| {
+            warn!("the forecast's history is unavailable ({e}): no forecast this run");
+            vec![]
+        }),
     }
 }
 
@@ -356,7 +389,8 @@ fn decide<S>(g: &Gathered<S>, policy: &Policy, request: Request, now: Timestamp)
     plan::decide(&Inputs {
         now,
         demand,
-        floors: Floor::of_hold(hold, now).into_iter().collect(),
+        hold,
+        samples: &g.samples,
         policy,
         hpas: &g.hpas,
         unreadable: &g.unreadable,
@@ -397,12 +431,13 @@ async fn read_prereqs(prereqs: &impl Prerequisites, limit: Duration) -> Result<O
     within(limit, "AWS", prereqs.observe()).await
 }
 
-type StoreSide<S> = (
-    S,
-    Result<bool, String>,
-    Result<Vec<RunRecord>, String>,
-    Result<Option<RunRecord>, String>,
-);
+struct StoreSide<S> {
+    store: S,
+    locked: Result<bool, String>,
+    history: Result<Vec<RunRecord>, String>,
+    last_upgrade: Result<Option<RunRecord>, String>,
+    samples: Result<Vec<(Timestamp, u32)>, String>,
+}
 
 /// Opens the store and, unless this is a dry run (which writes nothing and
 /// so needs no lock), takes the run lock; then reads history and holds.
@@ -420,13 +455,25 @@ async fn open_store<O: OpenStore>(
         let lock = format!("hpa-tier:{}", policy.cluster);
         within(limit, "the run store", store.try_lock(&lock)).await
     };
-    // Far enough back for the scale-down window and notice dedupe.
-    let since = now - policy.scale_down.max(policy.notify_repeat);
-    let (history, last_upgrade) = tokio::join!(
+    let since = now - policy.history_span();
+    let samples = async {
+        match policy.samples_span() {
+            Some(span) => within(limit, "the run store", store.samples(now - span)).await,
+            None => Ok(vec![]),
+        }
+    };
+    let (history, last_upgrade, samples) = tokio::join!(
         within(limit, "the run store", store.history(since)),
         within(limit, "the run store", store.last_upgrade()),
+        samples,
     );
-    (store, locked, history, last_upgrade)
+    StoreSide {
+        store,
+        locked,
+        history,
+        last_upgrade,
+        samples,
+    }
 }
 
 /// Another run holds the lock: a `check` says so and succeeds, an `upgrade`

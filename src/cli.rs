@@ -81,10 +81,18 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_hold)]
         hold: Option<SignedDuration>,
     },
-    /// Where things stand: current tier, each HPA, prerequisites, hold, last runs.
+    /// Where things stand: current tier, each HPA, prerequisites, hold,
+    /// schedule windows, the forecast, last runs.
     Status,
     /// The validated tier table, inherited prerequisites filled in.
     Tiers,
+    /// The scheduled windows of the next days, from the config alone (no network).
+    Schedules {
+        /// How many days ahead.
+        #[arg(long, value_name = "N", default_value_t = 7,
+              value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+    },
 }
 
 /// The longest `--hold`: a forgotten hold runs out by itself within a month.

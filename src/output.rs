@@ -6,6 +6,7 @@ use hpa_tier_core::conclude::{ChangeReport, RunReport};
 use hpa_tier_core::hpa::Condition;
 use hpa_tier_core::plan::Determined;
 use hpa_tier_core::prereq::RedisKind;
+use hpa_tier_core::schedule::WindowRow;
 use hpa_tier_core::status::StatusReport;
 use hpa_tier_core::tiers::TierTable;
 use serde_json::json;
@@ -311,6 +312,51 @@ pub fn status_table(s: &StatusReport) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `hpa-tier schedules`: each occurrence in local and UTC time.
+pub fn schedules_table(rows: &[WindowRow], zone: &str, days: u32) -> String {
+    let mut out = format!("schedule windows of the next {days} days (timezone {zone})\n");
+    if rows.is_empty() {
+        out.push_str("  none\n");
+        return out;
+    }
+    out.push_str(&columns(&window_rows(rows)));
+    out
+}
+
+/// The rows of a window table, `status` and `schedules` alike.
+fn window_rows(rows: &[WindowRow]) -> Vec<Vec<String>> {
+    let mut table = vec![vec![
+        "  NAME".to_string(),
+        "TIER".into(),
+        "LOCAL START".into(),
+        "LOCAL END".into(),
+        "UTC START".into(),
+        "LEAD".into(),
+        "".into(),
+    ]];
+    for r in rows {
+        let mut notes = vec![];
+        if r.active {
+            notes.push("active".to_string());
+        }
+        match r.allowed {
+            Some(true) => notes.push("prerequisites allow it".into()),
+            Some(false) => notes.push("NOT ALLOWED by the prerequisites now".into()),
+            None => {}
+        }
+        table.push(vec![
+            format!("  {}", r.name),
+            r.capacity.to_string(),
+            r.local_start.clone(),
+            r.local_end.clone(),
+            r.start.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            format!("{}m", r.lead_minutes),
+            notes.join("; "),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]

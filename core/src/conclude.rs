@@ -393,6 +393,8 @@ impl Conclusion {
             "held_by": d.held_by(),
             "hold_until": self.hold_until,
             "floors": d.need.as_ref().map(|n| &n.floors),
+            "forecast": d.forecast,
+            "preflight": d.preflight,
             "decided_by": d.need.as_ref().map(|n| &n.decided_by),
             "errors": d.errors(),
             "notices": notices,
@@ -415,6 +417,7 @@ impl Conclusion {
                 .filter(|n| n.status == NoticeStatus::Sent)
                 .filter_map(|n| n.key.clone())
                 .collect(),
+            forecast_capacity: d.forecast.as_ref().and_then(|f| f.floor()),
         }
     }
 
@@ -482,6 +485,8 @@ mod tests {
             notify_repeat: SignedDuration::from_mins(60),
             check_interval: SignedDuration::from_mins(5),
             cluster: "test".into(),
+            schedules: Default::default(),
+            forecast: Default::default(),
         }
     }
 
@@ -503,7 +508,8 @@ mod tests {
         decide(&Inputs {
             now: now(),
             demand,
-            floors: vec![],
+            hold: None,
+            samples: &[],
             policy: &policy(),
             hpas: &hpas_at_600(),
             unreadable: &[],

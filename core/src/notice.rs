@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::prereq::Shortfall;
 use crate::record::RunRecord;
+use crate::schedule::Occurrence;
 
 /// Per-service replicas after a tier change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -48,6 +49,38 @@ pub enum Notice {
         users: u32,
         top: u32,
     },
+    /// A schedule window is coming whose tier the prerequisites do not allow.
+    Preflight(Preflight),
+}
+
+/// A schedule window starting within `preflight_hours` whose tier the
+/// prerequisites read now do not allow: said once per occurrence, while
+/// there is still time to resize.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Preflight {
+    /// The occurrence, e.g. `evening-peak@2026-12-14T11:00:00Z`.
+    pub occurrence: String,
+    pub window: String,
+    pub capacity: u32,
+    pub start: Timestamp,
+    /// The start in the window's own zone, e.g. `2026-12-14 19:00 CST (Asia/Shanghai)`.
+    pub local_start: String,
+    pub shortfalls: Vec<Shortfall>,
+}
+
+impl Preflight {
+    pub fn of(o: &Occurrence, shortfalls: Vec<Shortfall>) -> Self {
+        let local = o.local_start();
+        let zone = o.zone.iana_name().unwrap_or("UTC");
+        Preflight {
+            occurrence: o.id(),
+            window: o.name.clone(),
+            capacity: o.capacity,
+            start: o.start,
+            local_start: format!("{} ({zone})", local.strftime("%Y-%m-%d %H:%M %Z")),
+            shortfalls,
+        }
+    }
 }
 
 impl Notice {
@@ -58,6 +91,7 @@ impl Notice {
             Notice::Blocked { .. } => "blocked",
             Notice::Error { .. } => "error",
             Notice::AboveTop { .. } => "above_top",
+            Notice::Preflight(_) => "preflight",
         }
     }
 
@@ -94,6 +128,7 @@ impl Notice {
                 fnv1a(format!("{what}\n{message}").as_bytes())
             )),
             Notice::AboveTop { top, .. } => Some(format!("above-top:{top}")),
+            Notice::Preflight(p) => Some(format!("preflight:{}", p.occurrence)),
         }
     }
 }
@@ -115,6 +150,16 @@ fn slug(s: &str) -> String {
         }
     }
     out.trim_matches('-').to_string()
+}
+
+/// How long a delivered notice keeps its repeats quiet: blocked and error
+/// notices `notify_repeat`; a pre-flight warning for the whole pre-flight
+/// period, that is, once per window occurrence.
+pub fn repeat_window(notice: &Notice, notify_repeat: SignedDuration, preflight: SignedDuration) -> SignedDuration {
+    match notice {
+        Notice::Preflight(_) => preflight.max(notify_repeat),
+        _ => notify_repeat,
+    }
 }
 
 /// Whether the notice with `key` was already delivered (its key is in a
@@ -173,6 +218,7 @@ pub fn render(notice: &Notice, cluster: &str) -> Value {
             RED,
             vec![text(&clip(message))],
         ),
+        Notice::Preflight(p) => preflight(p),
         Notice::AboveTop { users, top } => (
             format!("{users} users exceed the top tier ({top})"),
             ORANGE,
@@ -295,6 +341,31 @@ fn blocked(
         "Once this is fixed, run the upgrade again (or use --force to go ahead without it)."
     }));
     (title, RED, elements)
+}
+
+fn preflight(p: &Preflight) -> (String, &'static str, Vec<Value>) {
+    let title = format!(
+        "Window {} at {}: tier {} not allowed yet",
+        p.window, p.local_start, p.capacity
+    );
+    let mut elements = vec![text(&format!(
+        "Schedule {} raises the cluster to tier {} from {} ({} UTC). \
+         The database and cache read now do not allow that tier:",
+        p.window,
+        p.capacity,
+        p.local_start,
+        p.start.strftime("%Y-%m-%d %H:%M")
+    ))];
+    for s in &p.shortfalls {
+        elements.push(json!({ "tag": "hr" }));
+        elements.push(text(&format!("Tier {} {s} ({})", p.capacity, s.why)));
+        elements.push(text(&format!("Fix:\n{}", s.fix)));
+    }
+    elements.push(text(
+        "Resize before the window starts; otherwise its scale-up stops at the highest tier \
+         the prerequisites allow. This warning is sent once for this window.",
+    ));
+    (title, ORANGE, elements)
 }
 
 fn text(content: &str) -> Value {

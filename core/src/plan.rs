@@ -15,11 +15,13 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use crate::forecast::{self, Forecast};
 use crate::hpa::{Hpa, HpaPatch, HpaRef};
-use crate::notice::Notice;
-use crate::policy::Policy;
+use crate::notice::{Notice, Preflight};
+use crate::policy::{ForecastMode, Policy};
 use crate::prereq::{Allowance, Shortfall};
 use crate::record::{CommandKind, Hold, Outcome, RunRecord};
+use crate::schedule::Occurrence;
 use crate::tiers::{Tier, TierTable};
 
 /// What the run was asked to do.
@@ -54,6 +56,14 @@ pub enum FloorReason {
     Upgrade,
     /// An `upgrade --hold` in force until `until`.
     Hold { until: Timestamp },
+    /// A schedule window, raised from `lead` before its start until its end.
+    Schedule {
+        name: String,
+        start: Timestamp,
+        until: Timestamp,
+    },
+    /// The forecast (`forecast.mode: scale`): the users expected at `peak_at`.
+    Forecast { peak_users: u32, peak_at: Timestamp },
 }
 
 impl FloorReason {
@@ -63,6 +73,8 @@ impl FloorReason {
             FloorReason::Metric => "metric",
             FloorReason::Upgrade => "upgrade",
             FloorReason::Hold { .. } => "hold",
+            FloorReason::Schedule { .. } => "schedule",
+            FloorReason::Forecast { .. } => "forecast",
         }
     }
 }
@@ -83,6 +95,40 @@ impl Floor {
             reason: FloorReason::Hold { until: h.until },
         })
     }
+
+    /// The floor of the schedule window active at `now`, if any.
+    pub fn of_window(window: &Occurrence) -> Floor {
+        Floor {
+            capacity: window.capacity,
+            reason: FloorReason::Schedule {
+                name: window.name.clone(),
+                start: window.start,
+                until: window.end,
+            },
+        }
+    }
+
+    /// The floor of a forecast that predicted something.
+    pub fn of_forecast(f: &Forecast) -> Option<Floor> {
+        f.prediction().map(|p| Floor {
+            capacity: p.floor,
+            reason: FloorReason::Forecast {
+                peak_users: p.peak_users,
+                peak_at: p.peak_at,
+            },
+        })
+    }
+}
+
+/// Every floor besides the metric need in force at `now`: an active hold,
+/// the highest active schedule window, and the forecast when it may act.
+pub fn floors(policy: &Policy, now: Timestamp, hold: Option<Hold>, fc: Option<&Forecast>) -> Vec<Floor> {
+    let mut floors: Vec<Floor> = Floor::of_hold(hold, now).into_iter().collect();
+    floors.extend(policy.schedules.active(now).as_ref().map(Floor::of_window));
+    if policy.forecast.mode == ForecastMode::Scale {
+        floors.extend(fc.and_then(Floor::of_forecast));
+    }
+    floors
 }
 
 /// The tier the run wants: the highest of its floors.
@@ -102,9 +148,11 @@ pub struct Need {
 pub struct Inputs<'a> {
     pub now: Timestamp,
     pub demand: Demand,
-    /// Floors besides the metric need: an active hold, schedule windows, the
-    /// forecast (see [`Floor::of_hold`]). Ignored by `upgrade`, which names its tier.
-    pub floors: Vec<Floor>,
+    /// The hold of the newest `upgrade` that took effect (see `record::active_hold`).
+    pub hold: Option<Hold>,
+    /// Users of past successful readings, oldest first, for the forecast
+    /// (`Policy::samples_span` of them; empty when the forecast is off).
+    pub samples: &'a [(Timestamp, u32)],
     pub policy: &'a Policy,
     /// Managed HPAs that could be read.
     pub hpas: &'a [Hpa],
@@ -188,6 +236,22 @@ pub enum HeldBy {
     Window { needed: u32, at: Timestamp },
     /// The store is unreachable: never scale down blind.
     NoHistory,
+    /// A schedule window is active.
+    Schedule {
+        name: String,
+        capacity: u32,
+        until: Timestamp,
+    },
+    /// The forecast expects this tier soon (`forecast.mode: scale`).
+    Forecast { capacity: u32, peak_at: Timestamp },
+    /// Coverage: the reading of a run inside the window failed, so the
+    /// window is not known to have needed less.
+    #[serde(rename = "coverage")]
+    FailedReading { at: Timestamp },
+    /// Coverage: no successful reading between these instants, longer than
+    /// twice `check_time`.
+    #[serde(rename = "coverage")]
+    Gap { from: Timestamp, until: Timestamp },
 }
 
 /// Something that stopped the run from deciding.
@@ -242,6 +306,11 @@ pub struct Decision {
     pub force: bool,
     /// The scale-down window the decision used (for its messages).
     pub scale_down: SignedDuration,
+    /// The forecast, when `forecast.mode` is not `off` (advise: only reported).
+    pub forecast: Option<Forecast>,
+    /// Schedule windows starting within `preflight_hours` whose tier the
+    /// prerequisites read now do not allow.
+    pub preflight: Vec<Preflight>,
 }
 
 /// The current tier from the reference HPA (README, "How it decides": current tier).
@@ -302,6 +371,8 @@ pub fn decide(inp: &Inputs) -> Decision {
         },
         force: matches!(inp.demand, Demand::Upgrade { force: true, .. }),
         scale_down: inp.policy.scale_down,
+        forecast: None,
+        preflight: vec![],
     };
     let reference = inp.policy.reference();
     let Some(found) = inp.hpas.iter().find(|h| h.id == *reference) else {
@@ -321,6 +392,7 @@ pub fn decide(inp: &Inputs) -> Decision {
     };
     let current = current_tier(&inp.policy.tiers, found);
     d.current = Some(current);
+    d.preflight = preflight(inp);
     let need = match &inp.demand {
         // Never scale on missing data.
         Demand::Users(Err(e)) => {
@@ -330,7 +402,15 @@ pub fn decide(inp: &Inputs) -> Decision {
             });
             return d;
         }
-        Demand::Users(Ok(u)) => need_of(*u, &inp.floors, inp.policy),
+        Demand::Users(Ok(u)) => {
+            d.forecast = (inp.policy.forecast.mode != ForecastMode::Off).then(|| {
+                let p = inp.policy;
+                let (s, tiers) = (&p.forecast.settings, &p.tiers);
+                forecast::forecast(inp.samples, inp.now, Some(*u), s, p.check_interval, tiers)
+            });
+            let extra = floors(inp.policy, inp.now, inp.hold, d.forecast.as_ref());
+            need_of(*u, &extra, inp.policy)
+        }
         Demand::Upgrade { capacity, .. } => Need {
             capacity: *capacity,
             above_top: false,
@@ -438,13 +518,41 @@ fn verdict(inp: &Inputs, current: u32, need: &Need) -> Verdict {
 }
 
 fn held_by_floor(f: &Floor) -> Option<HeldBy> {
+    let capacity = f.capacity;
     match &f.reason {
         FloorReason::Hold { until } => Some(HeldBy::Hold {
-            capacity: f.capacity,
+            capacity,
             until: *until,
+        }),
+        FloorReason::Schedule { name, until, .. } => Some(HeldBy::Schedule {
+            name: name.clone(),
+            capacity,
+            until: *until,
+        }),
+        FloorReason::Forecast { peak_at, .. } => Some(HeldBy::Forecast {
+            capacity,
+            peak_at: *peak_at,
         }),
         FloorReason::Metric | FloorReason::Upgrade => None,
     }
+}
+
+/// Windows due within `preflight_hours` whose tier is not allowed now.
+/// Unreadable prerequisites say nothing here: the run's own error notice
+/// already tells that AWS could not be read.
+fn preflight(inp: &Inputs) -> Vec<Preflight> {
+    let Ok(allow) = inp.prereqs else {
+        return vec![];
+    };
+    inp.policy
+        .schedules
+        .preflight_due(inp.now)
+        .into_iter()
+        .filter_map(|o| {
+            let missing = allow.get(&o.capacity).filter(|m| !m.is_empty())?;
+            Some(Preflight::of(&o, missing.clone()))
+        })
+        .collect()
 }
 
 fn scale_up(inp: &Inputs, current: u32, wants: u32) -> Verdict {
@@ -481,8 +589,9 @@ fn scale_up(inp: &Inputs, current: u32, wants: u32) -> Verdict {
 }
 
 /// The HPA controller's stabilization-window rule, applied to tiers: step
-/// down only when the records cover the whole window and every run in it
-/// needed less than `current`; go to the highest tier needed in the window.
+/// down only when the records cover the whole window with successful
+/// readings and every run in it needed less than `current`; go to the
+/// highest tier needed in the window.
 fn scale_down(inp: &Inputs, current: u32, wants: u32) -> Result<u32, HeldBy> {
     let history = inp.history.ok_or(HeldBy::NoHistory)?;
     let window_start = inp.now - inp.policy.scale_down;
@@ -491,19 +600,23 @@ fn scale_down(inp: &Inputs, current: u32, wants: u32) -> Result<u32, HeldBy> {
             since: history.iter().map(|r| r.started_at).min(),
         });
     }
+    let in_window: Vec<&RunRecord> = history
+        .iter()
+        .filter(|r| r.started_at >= window_start && r.started_at <= inp.now)
+        .collect();
     let mut highest = wants;
-    for r in history.iter().filter(|r| r.started_at >= window_start) {
-        let Some(needed) = r.needed_capacity else {
-            continue;
-        };
-        if needed >= current {
-            return Err(HeldBy::Window {
-                needed,
-                at: r.started_at,
-            });
+    for r in &in_window {
+        if let Some(needed) = r.needed_capacity {
+            if needed >= current {
+                return Err(HeldBy::Window {
+                    needed,
+                    at: r.started_at,
+                });
+            }
+            highest = highest.max(needed);
         }
-        highest = highest.max(needed);
     }
+    covered(&in_window, window_start, inp.now, inp.policy.check_interval)?;
     // A record may name a capacity the table no longer has; step to the
     // smallest tier that holds it.
     Ok(inp
@@ -514,6 +627,44 @@ fn scale_down(inp: &Inputs, current: u32, wants: u32) -> Result<u32, HeldBy> {
         .find(|c| *c >= highest)
         .unwrap_or(current)
         .min(current))
+}
+
+/// The coverage rule: a scale-down needs evidence for the whole window. A
+/// run that read no users there (a metric outage, an unreadable reference
+/// HPA) is not evidence of a lower need, and neither is silence: no two
+/// successful readings — from the window's start to now — may lie more
+/// than twice `check_time` apart. A run that read users but failed later
+/// (AWS unreadable, a patch failed) still counts: its reading was good.
+fn covered(
+    in_window: &[&RunRecord],
+    window_start: Timestamp,
+    now: Timestamp,
+    check_interval: SignedDuration,
+) -> Result<(), HeldBy> {
+    // An `upgrade` reads no users; it is the operator's word, not a reading.
+    let checks = in_window.iter().filter(|r| r.command == CommandKind::Check);
+    if let Some(r) = checks.clone().find(|r| !read_users(r)) {
+        return Err(HeldBy::FailedReading { at: r.started_at });
+    }
+    let max_gap = check_interval * 2;
+    let mut readings: Vec<Timestamp> = checks.map(|r| r.started_at).collect();
+    readings.sort();
+    let mut previous = window_start;
+    for at in readings.into_iter().chain([now]) {
+        if at.duration_since(previous) > max_gap {
+            return Err(HeldBy::Gap {
+                from: previous,
+                until: at,
+            });
+        }
+        previous = at;
+    }
+    Ok(())
+}
+
+/// Whether a past `check` read the users and told what they needed.
+fn read_users(r: &RunRecord) -> bool {
+    r.users.is_some() && r.needed_capacity.is_some()
 }
 
 /// What an HPA must look like in `tier`: its min, and its max raised to the
@@ -668,6 +819,7 @@ impl Decision {
             }
             _ => {}
         }
+        notices.extend(self.preflight.iter().cloned().map(Notice::Preflight));
         notices
     }
 
@@ -755,6 +907,29 @@ fn held_why(by: &HeldBy, scale_down: SignedDuration) -> String {
             scale_down.as_mins()
         ),
         HeldBy::NoHistory => "the run store is unreachable, and scale-down needs history".into(),
+        HeldBy::Schedule {
+            name,
+            capacity,
+            until,
+        } => format!(
+            "schedule {name} keeps tier {capacity} until {}",
+            until.strftime("%Y-%m-%d %H:%M UTC")
+        ),
+        HeldBy::Forecast { capacity, peak_at } => format!(
+            "the forecast expects tier {capacity} by {}",
+            peak_at.strftime("%H:%M UTC")
+        ),
+        HeldBy::FailedReading { at } => format!(
+            "coverage: the run at {} has no successful reading, so the {}-minute window is not known to need less",
+            at.strftime("%H:%M UTC"),
+            scale_down.as_mins()
+        ),
+        HeldBy::Gap { from, until } => format!(
+            "coverage: no successful reading between {} and {}, so the {}-minute window is not known to need less",
+            from.strftime("%H:%M"),
+            until.strftime("%H:%M UTC"),
+            scale_down.as_mins()
+        ),
     }
 }
 
@@ -804,6 +979,8 @@ mod tests {
             notify_repeat: SignedDuration::from_mins(60),
             check_interval: SignedDuration::from_mins(5),
             cluster: "test".into(),
+            schedules: Default::default(),
+            forecast: Default::default(),
         }
     }
 
@@ -889,7 +1066,8 @@ mod tests {
             decide(&Inputs {
                 now: now(),
                 demand: self.demand.clone(),
-                floors: Floor::of_hold(self.hold, now()).into_iter().collect(),
+                hold: self.hold,
+                samples: &[],
                 policy: &policy,
                 hpas: &self.hpas,
                 unreadable: &self.unreadable,
@@ -1244,13 +1422,120 @@ mod tests {
         assert_eq!(p.outcome(), Outcome::Held);
     }
 
+    // --- coverage (SPEC §11) ----------------------------------------------------
+
+    /// A `check` at `minutes_ago` whose metric read failed.
+    fn failed_read(tier: u32, minutes_ago: i64) -> RunRecord {
+        let mut r = RunRecord::check_needing(0, tier, now(), minutes_ago);
+        (r.users, r.needed_capacity, r.outcome) = (None, None, Outcome::Error);
+        r
+    }
+
     #[test]
-    fn failed_runs_in_the_window_do_not_block_scale_down() {
+    fn a_failed_reading_in_the_window_holds_by_coverage() {
         let mut h = steady(600, 2000, 35);
-        h[2].needed_capacity = None;
-        h[2].outcome = Outcome::Error;
+        h[2] = failed_read(2000, 26);
         let p = Case::users(100, 2000).history(h).run();
-        assert_eq!(p.target(), Some(600));
+        assert_eq!((p.outcome(), p.target()), (Outcome::Held, Some(2000)));
+        assert_eq!(
+            p.held_by(),
+            Some(&HeldBy::FailedReading { at: at(-26) }),
+            "{}",
+            p.message()
+        );
+        assert!(p.message().contains("coverage"), "{}", p.message());
+    }
+
+    #[test]
+    fn one_low_reading_after_a_metric_outage_never_drops_tiers() {
+        // Tier 3000 applied 45 minutes ago; GA failed at every run since,
+        // then one reading of 10 users now.
+        let mut h = steady(600, 3000, 80);
+        h.retain(|r| now().duration_since(r.started_at).as_mins() > 45);
+        h.push(RunRecord::check_needing(3000, 3000, now(), 45));
+        h.extend((1..=8).rev().map(|k| failed_read(3000, 5 * k)));
+        let p = Case::users(10, 3000).history(h.clone()).run();
+        assert_eq!((p.outcome(), p.target()), (Outcome::Held, Some(3000)));
+        assert!(matches!(p.held_by(), Some(HeldBy::FailedReading { .. })), "{:?}", p.held_by());
+
+        // Good readings every five minutes from now on: the tier is kept
+        // until the 30-minute window holds nothing but them.
+        let mut history = h;
+        for k in 0..=6 {
+            let when = now() + SignedDuration::from_mins(5 * k);
+            let shifted: Vec<RunRecord> = history
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.started_at -= SignedDuration::from_mins(5 * k);
+                    r
+                })
+                .collect();
+            let p = Case::users(10, 3000).history(shifted).run();
+            let want = if k < 6 { Some(3000) } else { Some(600) };
+            assert_eq!(p.target(), want, "after {} minutes: {}", 5 * k, p.message());
+            let mut good = RunRecord::check_needing(600, 3000, when, 0);
+            good.started_at = now() + SignedDuration::from_mins(5 * k);
+            history.push(good);
+        }
+    }
+
+    #[test]
+    fn a_gap_between_readings_holds_by_coverage() {
+        // Runs every five minutes, but none between 25 and 10 minutes ago.
+        let mut h = steady(600, 2000, 40);
+        h.retain(|r| {
+            let ago = now().duration_since(r.started_at).as_mins();
+            !(11..25).contains(&ago)
+        });
+        let p = Case::users(100, 2000).history(h).run();
+        assert_eq!(p.outcome(), Outcome::Held);
+        assert!(matches!(p.held_by(), Some(HeldBy::Gap { .. })), "{:?}", p.held_by());
+    }
+
+    #[test]
+    fn coverage_rules_table() {
+        // (what, history, scale down?)
+        let ok = steady(600, 2000, 40);
+        let stale = {
+            // the newest reading 12 minutes ago: silence up to now.
+            let mut h = steady(600, 2000, 60);
+            h.retain(|r| now().duration_since(r.started_at).as_mins() >= 12);
+            h
+        };
+        let late_error = {
+            // AWS could not be read, but the users were: still evidence.
+            let mut h = steady(600, 2000, 40);
+            h[4].outcome = Outcome::Error;
+            h
+        };
+        let jitter = {
+            // cron ran late once: 9 minutes apart is within 2 × check_time.
+            let mut h = steady(600, 2000, 40);
+            h.retain(|r| now().duration_since(r.started_at).as_mins() != 16);
+            h
+        };
+        let upgrade_gap = {
+            // an upgrade fills no gap: it read no users.
+            let mut h = steady(600, 2000, 60);
+            h.retain(|r| !(6..26).contains(&now().duration_since(r.started_at).as_mins()));
+            let mut up = RunRecord::check_needing(600, 2000, now(), 15);
+            (up.command, up.users) = (CommandKind::Upgrade, None);
+            h.push(up);
+            h.sort_by_key(|r| r.started_at);
+            h
+        };
+        let cases = [
+            ("every reading good", ok, true),
+            ("silence up to now", stale, false),
+            ("a run that failed after reading", late_error, true),
+            ("one late run", jitter, true),
+            ("an upgrade inside a gap", upgrade_gap, false),
+        ];
+        for (what, h, down) in cases {
+            let p = Case::users(100, 2000).history(h).run();
+            assert_eq!(p.target() == Some(600), down, "{what}: {}", p.message());
+        }
     }
 
     #[test]

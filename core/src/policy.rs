@@ -4,8 +4,11 @@
 //! so a `--set` override in `simulate` is the same policy `check` would run.
 
 use jiff::SignedDuration;
+use serde::Serialize;
 
+use crate::forecast;
 use crate::hpa::HpaRef;
+use crate::schedule::Schedules;
 use crate::tiers::TierTable;
 
 #[derive(Clone, Debug)]
@@ -23,9 +26,64 @@ pub struct Policy {
     pub check_interval: SignedDuration,
     /// The EKS cluster name (or context): names the run lock and the records' scope.
     pub cluster: String,
+    /// Scheduled windows (SPEC §9): floors at known times, and pre-flight.
+    pub schedules: Schedules,
+    pub forecast: ForecastPolicy,
+}
+
+/// What the forecast may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForecastMode {
+    /// Not computed.
+    #[default]
+    Off,
+    /// Computed, recorded and shown; never acts.
+    Advise,
+    /// A floor of the decision, like a schedule window.
+    Scale,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForecastPolicy {
+    pub mode: ForecastMode,
+    pub settings: forecast::Settings,
+}
+
+impl Default for ForecastPolicy {
+    fn default() -> Self {
+        ForecastPolicy {
+            mode: ForecastMode::Off,
+            settings: forecast::Settings {
+                lookback_weeks: 3,
+                horizon: SignedDuration::from_mins(20),
+                margin_percent: 10,
+            },
+        }
+    }
 }
 
 impl Policy {
+    /// How far back a run reads its records: the scale-down window, notice
+    /// dedupe, and a pre-flight notice sent once per window occurrence.
+    pub fn history_span(&self) -> SignedDuration {
+        // A window's notice goes out at most `preflight` before it starts,
+        // and only windows yet to start are warned about.
+        let preflight = if self.schedules.is_empty() {
+            SignedDuration::ZERO
+        } else {
+            self.schedules.preflight()
+        };
+        self.scale_down.max(self.notify_repeat).max(preflight)
+    }
+
+    /// How far back the forecast reads users: its lookback and one more week.
+    pub fn samples_span(&self) -> Option<SignedDuration> {
+        (self.forecast.mode != ForecastMode::Off).then(|| {
+            SignedDuration::from_hours(24 * 7 * i64::from(self.forecast.settings.lookback_weeks + 1))
+        })
+    }
+
     /// The reference HPA: the one whose minReplicas tells the current tier.
     pub fn reference(&self) -> &HpaRef {
         let r = self.tiers.reference();

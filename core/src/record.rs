@@ -95,6 +95,9 @@ pub struct RunRecord {
     pub hold_until: Option<Timestamp>,
     /// Dedupe keys of the notices this run actually delivered.
     pub notified: Vec<String>,
+    /// The forecast floor, when `forecast.mode` is `advise` or `scale`.
+    #[serde(default)]
+    pub forecast_capacity: Option<u32>,
 }
 
 /// A floor set by `upgrade --hold`.
@@ -153,6 +156,7 @@ impl RunRecord {
             detail: serde_json::Value::Null,
             hold_until: None,
             notified: vec![],
+            forecast_capacity: None,
         }
     }
 }

@@ -12,11 +12,13 @@
 mod aws;
 mod document;
 mod error;
+mod forecast;
 mod kube;
 mod limits;
 mod notify;
 mod raw;
 mod reference;
+mod schedules;
 mod services;
 mod store;
 mod tiers;
@@ -141,6 +143,8 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
     let store = store::validate(&raw, doc)?;
     let feishu = notify::validate(&raw, doc)?;
     let limits = limits::validate(&raw, doc)?;
+    let schedules = schedules::validate(&mut raw, &tiers, doc)?;
+    let forecast = forecast::validate(&raw, doc)?;
     Ok(Config {
         policy: Policy {
             tiers,
@@ -150,6 +154,8 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
             notify_repeat: limits.notify_repeat,
             check_interval: limits.check_interval,
             cluster: kube.cluster,
+            schedules,
+            forecast,
         },
         users,
         aws,

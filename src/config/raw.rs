@@ -89,6 +89,40 @@ pub struct RawConfig {
     pub state_file: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
+
+    /// IANA time zone of `schedules` (and of local times in `simulate`
+    /// traces); default UTC. The zone database is built into the binary.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Windows of known demand: each a floor while active.
+    #[serde(default)]
+    pub schedules: Vec<hpa_tier_core::schedule::ScheduleSpec>,
+    /// Local dates (`YYYY-MM-DD`) on which no cron window starts.
+    #[serde(default)]
+    pub skip_dates: Vec<String>,
+    /// Warn this many hours ahead when a window's tier is not allowed.
+    #[serde(default)]
+    pub preflight_hours: Option<u32>,
+    /// Learning the weekly pattern from the run history.
+    #[serde(default)]
+    pub forecast: Option<RawForecast>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForecast {
+    /// `off` (default), `advise` (computed and recorded), `scale` (a floor).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Past weeks read at the same time of week, 1..=8 (default 3).
+    #[serde(default)]
+    pub lookback_weeks: Option<u32>,
+    /// How far ahead the floor looks (default 20m: pod start + check_time).
+    #[serde(default)]
+    pub horizon: Option<String>,
+    /// Added to the predicted users, percent (default 10).
+    #[serde(default)]
+    pub margin_percent: Option<u32>,
 }
 
 fn default_mysql_port() -> u16 {

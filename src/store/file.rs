@@ -26,7 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Recorded, RunStore, StoreError};
-use hpa_tier_core::record::RunRecord;
+use hpa_tier_core::record::{CommandKind, RunRecord};
 
 /// The file store compacts once the file is bigger than this.
 pub const COMPACT_AT: u64 = 4 * 1024 * 1024;
@@ -436,6 +436,18 @@ impl RunStore for FileStore {
 
     async fn history(&self, since: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
         Ok(super::window(self.records().await?, since))
+    }
+
+    async fn samples(&self, since: Timestamp) -> Result<Vec<(Timestamp, u32)>, StoreError> {
+        let mut samples: Vec<(Timestamp, u32)> = self
+            .records()
+            .await?
+            .into_iter()
+            .filter(|r| r.command == CommandKind::Check && r.started_at >= since)
+            .filter_map(|r| Some((r.started_at, r.users?)))
+            .collect();
+        samples.sort_by_key(|s| s.0);
+        Ok(samples)
     }
 
     async fn last_upgrade(&self) -> Result<Option<RunRecord>, StoreError> {

@@ -38,6 +38,12 @@ pub trait RunStore: Send + Sync {
         &self,
         since: Timestamp,
     ) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
+    /// The users of the successful `check` readings started at or after
+    /// `since`, oldest first: the forecast's history, two columns only.
+    fn samples(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<(Timestamp, u32)>, StoreError>> + Send;
     /// The newest `upgrade` record that took effect (the source of holds).
     fn last_upgrade(&self) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
     /// The newest `n` records, newest first (for `status`).
@@ -280,6 +286,14 @@ impl RunStore for Store {
         match &self.backend {
             Backend::Mysql(m) => m.history(since).await,
             Backend::File(f) => f.history(since).await,
+            Backend::Spool { target, reason, .. } => Err(Self::unreachable_error(target, reason)),
+        }
+    }
+
+    async fn samples(&self, since: Timestamp) -> Result<Vec<(Timestamp, u32)>, StoreError> {
+        match &self.backend {
+            Backend::Mysql(m) => m.samples(since).await,
+            Backend::File(f) => f.samples(since).await,
             Backend::Spool { target, reason, .. } => Err(Self::unreachable_error(target, reason)),
         }
     }

@@ -62,16 +62,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         KEY hpa_tier_runs_cluster_started (cluster, started_at),
         KEY hpa_tier_runs_cluster_command_started (cluster, command, started_at)
     ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4"],
+}, Migration {
+    version: 2,
+    description: "forecast_capacity; an index the forecast's history read is served from alone",
+    statements: &["ALTER TABLE hpa_tier_runs \
+        ADD COLUMN forecast_capacity INT UNSIGNED NULL, \
+        ADD KEY hpa_tier_runs_samples (cluster, command, started_at, users)"],
 }];
 
 const COLUMNS: &str = "run_id, started_at, finished_at, command, users, needed_capacity, \
-     from_capacity, to_capacity, outcome, message, detail, hold_until, notified";
+     from_capacity, to_capacity, outcome, message, detail, hold_until, notified, forecast_capacity";
 
 /// Idempotent on `run_id`; unlike `INSERT IGNORE` it still fails on bad data
 /// instead of quietly truncating it.
 const INSERT: &str = "INSERT INTO hpa_tier_runs (cluster, run_id, started_at, finished_at, \
      command, users, needed_capacity, from_capacity, to_capacity, outcome, message, detail, \
-     hold_until, notified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     hold_until, notified, forecast_capacity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON DUPLICATE KEY UPDATE run_id = run_id";
 
 /// `ER_NO_SUCH_TABLE`: a read-only run against a database never migrated.
@@ -168,14 +174,15 @@ pub fn insert_params(cluster: &str, r: &RunRecord) -> Result<Vec<Value>, StoreEr
             None => Value::NULL,
         },
         Value::from(serde_json::Value::from(r.notified.clone()).to_string()),
+        Value::from(r.forecast_capacity),
     ])
 }
 
 /// A row of [`COLUMNS`] as a record.
 pub fn record_of(row: Row) -> Result<RunRecord, String> {
     let mut values = row.unwrap();
-    if values.len() != 13 {
-        return Err(format!("expected 13 columns, got {}", values.len()));
+    if values.len() != 14 {
+        return Err(format!("expected 14 columns, got {}", values.len()));
     }
     let mut take = {
         let mut i = 0;
@@ -224,6 +231,7 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         serde_json::Value::Null => vec![],
         v => serde_json::from_value(v).map_err(|e| format!("notified: {e}"))?,
     };
+    let forecast_capacity = opt_u32(take(), "forecast_capacity")?;
     Ok(RunRecord {
         run_id,
         started_at,
@@ -238,6 +246,7 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         detail,
         hold_until,
         notified,
+        forecast_capacity,
     })
 }
 
@@ -465,31 +474,36 @@ impl MysqlStore {
         Ok(pending.len())
     }
 
-    async fn select(&self, sql: &str, params: Vec<Value>) -> Result<Vec<RunRecord>, StoreError> {
-        let rows: Vec<Row> = match self
+    async fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        match self
             .within(self.timeout, async {
                 let mut conn = self.pool.get_conn().await?;
                 conn.exec(sql, params).await
             })
             .await?
         {
-            Ok(rows) => rows,
+            Ok(rows) => Ok(rows),
             // Only a read-only run can find no table: nothing recorded yet.
             Err(mysql_async::Error::Server(e)) if self.read_only && e.code == ER_NO_SUCH_TABLE => {
-                vec![]
+                Ok(vec![])
             }
-            Err(e) => return Err(self.error(e)),
-        };
-        rows.into_iter()
-            .map(|row| {
-                record_of(row).map_err(|e| {
-                    StoreError::Query(format!(
-                        "MySQL {}: a row of {RUNS_TABLE} is not a run record: {e}",
-                        self.target
-                    ))
-                })
-            })
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn select(&self, sql: &str, params: Vec<Value>) -> Result<Vec<RunRecord>, StoreError> {
+        self.rows(sql, params)
+            .await?
+            .into_iter()
+            .map(|row| record_of(row).map_err(|e| self.not_a_record(e)))
             .collect()
+    }
+
+    fn not_a_record(&self, e: String) -> StoreError {
+        StoreError::Query(format!(
+            "MySQL {}: a row of {RUNS_TABLE} is not a run record: {e}",
+            self.target
+        ))
     }
 }
 
@@ -593,6 +607,31 @@ impl RunStore for MysqlStore {
             .await?;
         before.extend(within);
         Ok(before)
+    }
+
+    async fn samples(&self, since: Timestamp) -> Result<Vec<(Timestamp, u32)>, StoreError> {
+        // Two columns, served from the hpa_tier_runs_samples index alone.
+        let rows = self
+            .rows(
+                "SELECT started_at, users FROM hpa_tier_runs WHERE cluster = ? AND command = ? \
+                 AND started_at >= ? AND users IS NOT NULL ORDER BY started_at",
+                vec![
+                    Value::from(self.scope.as_str()),
+                    Value::from(CommandKind::Check.as_str()),
+                    datetime_value(since)?,
+                ],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let (at, users): (Value, Value) = mysql_async::from_row_opt(row)
+                    .map_err(|e| self.not_a_record(e.to_string()))?;
+                let at = timestamp_of(&at).map_err(|e| self.not_a_record(format!("started_at: {e}")))?;
+                let users = mysql_async::from_value_opt::<u32>(users)
+                    .map_err(|e| self.not_a_record(format!("users: {e}")))?;
+                Ok((at, users))
+            })
+            .collect()
     }
 
     async fn last_upgrade(&self) -> Result<Option<RunRecord>, StoreError> {

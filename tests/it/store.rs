@@ -66,6 +66,7 @@ fn check(at: Timestamp, needed: u32, tier: u32) -> RunRecord {
         detail: serde_json::json!({"hpas": []}),
         hold_until: None,
         notified: vec![],
+        forecast_capacity: None,
     }
 }
 
@@ -106,6 +107,7 @@ fn everything(at: Timestamp) -> RunRecord {
         }),
         hold_until: Some(at + SignedDuration::from_hours(2)),
         notified: vec!["partial:2000".into(), "blocked:3000".into()],
+        forecast_capacity: Some(3_000),
     }
 }
 

@@ -17,6 +17,7 @@
 //! Time zones come from the database compiled into the binary, never the
 //! host's, so a schedule means the same on a laptop and in a distroless image.
 
+mod listing;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, Zoned};
 
+pub use listing::{WindowRow, upcoming};
 pub use spec::{ScheduleError, ScheduleErrorKind, ScheduleSpec, SchedulesSpec, bundled_zone};
 
 /// The shortest window a schedule may have.
