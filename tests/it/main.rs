@@ -18,6 +18,9 @@ mod e2e;
 mod notify;
 /// RDS / ElastiCache prerequisites against moto.
 mod prereq;
+/// The shell's own policies (lock lost, dry run, partial apply, spooled
+/// record, deadline, notice repeats, holds) over in-memory fakes of its ports.
+mod shell;
 /// GA4 realtime over the Google stand-in; HTTP and Prometheus sources.
 mod sources;
 /// Run records, history, holds, locks and spool: MariaDB and the file store.
