@@ -14,4 +14,6 @@ pub mod feishu;
 pub mod google;
 pub mod kube;
 pub mod server;
+#[cfg(test)]
+mod test_client;
 pub mod users;
