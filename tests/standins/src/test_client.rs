@@ -16,7 +16,6 @@ pub struct Response {
 }
 
 impl Response {
-    #[allow(dead_code)] // for the Pushgateway's tests
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
