@@ -225,20 +225,23 @@ pub fn replicated_hpas(n: u32) -> Vec<HpaSeed> {
 // ---------------------------------------------------------------------------
 // Faults and the request log.
 
-/// A failure injected for one HPA.
+/// A failure injected for one HPA ([`KubeStandin::fail`]) or ConfigMap
+/// ([`KubeStandin::fail_configmap`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The next `n` patches answer 409 Conflict, as if someone else wrote first.
+    /// The next `n` patches (of a ConfigMap: updates and patches) answer 409
+    /// Conflict, as if someone else wrote first.
     Conflicts(u32),
-    /// Every request for the HPA answers 500 (etcd trouble, a broken webhook).
+    /// Every request for the object answers 500 (etcd trouble, a broken webhook).
     ServerError,
-    /// Requests with this RBAC verb (`get`, `patch`) answer 403.
+    /// Requests with this RBAC verb (`get`, `patch`; for a ConfigMap also
+    /// `create`, `update`, `delete`) answer 403.
     Forbidden(&'static str),
-    /// The HPA answers 404 and is left out of lists, as if deleted meanwhile.
+    /// The object answers 404 and is left out of lists, as if deleted meanwhile.
     NotFound,
-    /// Patches answer 422 with this message (what an admission webhook does).
+    /// Writes answer 422 with this message (what an admission webhook does).
     Invalid(String),
-    /// Requests for the HPA never answer (until the stand-in stops).
+    /// Requests for the object never answer (until the stand-in stops).
     Hang,
 }
 
@@ -1910,7 +1913,7 @@ pub struct Args {
     pub seed: Vec<PathBuf>,
     /// A namespace to create (ConfigMaps can only be created in one that
     /// exists; default, kube-system and those of the HPAs always do).
-    #[arg(long = "namespace")]
+    #[arg(long = "create-namespace", value_name = "NAME")]
     pub extra_namespaces: Vec<String>,
     /// Seed N copies of the six services at the 600 tier (min 2). Copy 1 is
     /// config/example.yaml's layout (ingressgateway-hpa in istio-system, the
@@ -2170,6 +2173,43 @@ mod tests {
     }
 
     #[test]
+    fn seed_documents_go_where_their_kind_says() {
+        let shared = Shared::new(Duration::ZERO);
+        let docs = [
+            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "empty" } }),
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": { "name": "spool", "namespace": "hpa-tier" }, "data": { "a": "1" } }),
+            HpaSeed::new("prod", "web").manifest(),
+        ];
+        for d in docs {
+            shared.insert_any(d).unwrap();
+        }
+        let bad =
+            json!({ "kind": "ConfigMap", "metadata": { "name": "x" }, "data": { "a b": "1" } });
+        assert!(
+            shared
+                .insert_any(bad)
+                .unwrap_err()
+                .starts_with("ConfigMap default/x: data[a b]")
+        );
+        let st = shared.state.lock().unwrap();
+        let names: Vec<&str> = known_namespaces(&st).into_keys().collect();
+        assert_eq!(
+            names,
+            ["default", "empty", "hpa-tier", "kube-system", "prod"]
+        );
+        let cm = &st.configmaps[&("hpa-tier".to_string(), "spool".to_string())];
+        assert_eq!(
+            (
+                cm["data"]["a"].as_str(),
+                cm["metadata"]["resourceVersion"].is_string()
+            ),
+            (Some("1"), true)
+        );
+        assert_eq!(st.objects.len(), 1);
+    }
+
+    #[test]
     fn requests_map_to_rbac_verbs() {
         let r = |method: &str, path: &str, query: &str| LoggedRequest {
             method: method.into(),
@@ -2200,5 +2240,21 @@ mod tests {
             "watch"
         );
         assert_eq!(r("GET", one, "").hpa(), Some(("prod".into(), "web".into())));
+
+        let cm = "/api/v1/namespaces/hpa-tier/configmaps/spool";
+        let all = "/api/v1/namespaces/hpa-tier/configmaps";
+        let spool = Some(("hpa-tier".to_string(), "spool".to_string()));
+        assert_eq!(
+            (r("GET", cm, "").verb(), r("GET", cm, "").configmap()),
+            ("get", spool.clone())
+        );
+        assert_eq!(r("PUT", cm, "").verb(), "update");
+        assert_eq!(r("DELETE", cm, "").verb(), "delete");
+        assert_eq!(r("GET", all, "").verb(), "list");
+        let mut create = r("POST", all, "");
+        create.body = r#"{"metadata":{"name":"spool"}}"#.into();
+        assert_eq!((create.verb(), create.configmap()), ("create", spool));
+        assert!(create.is_configmap_api() && !create.is_hpa_api());
+        assert_eq!(r("GET", one, "").configmap(), None);
     }
 }

@@ -90,7 +90,7 @@ pub enum Fault {
     Hang,
 }
 
-/// One request as the stand-in received it.
+/// One push or delete as the stand-in received it (scrapes are not logged).
 #[derive(Clone, Debug)]
 pub struct PushRequest {
     pub method: String,
@@ -170,6 +170,7 @@ impl Pushgateway {
         exposition::write(&scrape(&self.shared.store.lock().unwrap()))
     }
 
+    /// Every push and delete so far, oldest first.
     pub fn requests(&self) -> Vec<PushRequest> {
         self.shared.store.lock().unwrap().log.clone()
     }
