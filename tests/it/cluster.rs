@@ -982,6 +982,247 @@ fn kubectl_lists_and_patches_hpas_on_the_standin() {
     );
 }
 
+/// kubectl's stdout for `line` (split at spaces) and then `more`,
+/// asserting it succeeded.
+fn kubectl_ok(fx: &Fixture, line: &str, more: &[&str]) -> String {
+    let args = [line.split(' ').collect(), more.to_vec()].concat();
+    let out = kubectl(fx, &args);
+    assert!(
+        out.status.success(),
+        "kubectl {line}: {}",
+        support::stderr(&out)
+    );
+    support::stdout(&out)
+}
+
+/// kubectl's stderr for `line` and then `more`, asserting it failed.
+fn kubectl_err(fx: &Fixture, line: &str, more: &[&str]) -> String {
+    let args = [line.split(' ').collect(), more.to_vec()].concat();
+    let out = kubectl(fx, &args);
+    assert!(
+        !out.status.success(),
+        "kubectl {line} should fail: {}",
+        support::stdout(&out)
+    );
+    support::stderr(&out)
+}
+
+#[test]
+fn kubectl_reads_and_writes_configmaps_on_the_standin() {
+    let fx = Fixture::new();
+    let record = r#"{"run_id":"0123abcd","outcome":"ok"}"#;
+    fx.standin
+        .seed_configmap("hpa-tier", "hpa-tier-spool", [("0123abcd", record)]);
+
+    let got = kubectl_ok(&fx, "get configmap -n hpa-tier hpa-tier-spool -o json", &[]);
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(
+        (got["kind"].as_str(), got["data"]["0123abcd"].as_str()),
+        (Some("ConfigMap"), Some(record))
+    );
+    let held = fx.standin.configmap("hpa-tier", "hpa-tier-spool").unwrap();
+    assert_eq!(
+        got["metadata"]["resourceVersion"],
+        held["metadata"]["resourceVersion"]
+    );
+
+    // kubectl create sends protobuf; the stand-in decodes it.
+    let created = kubectl_ok(
+        &fx,
+        "create configmap extra -n hpa-tier --from-literal=a=b",
+        &[],
+    );
+    assert_eq!(created.trim(), "configmap/extra created");
+    let table = kubectl_ok(&fx, "get cm -n hpa-tier", &[]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE"], "{table}");
+    assert_eq!(
+        rows[1..].iter().map(|r| &r[..2]).collect::<Vec<_>>(),
+        [["extra", "1"], ["hpa-tier-spool", "1"]],
+        "{table}"
+    );
+    let err = kubectl_err(
+        &fx,
+        "create configmap extra -n hpa-tier --from-literal=a=c",
+        &[],
+    );
+    assert!(
+        err.contains(r#"error: failed to create configmap: configmaps "extra" already exists"#),
+        "{err}"
+    );
+
+    // A replace based on a read that a patch has since overtaken conflicts.
+    let before = kubectl_ok(&fx, "get configmap extra -n hpa-tier -o json", &[]);
+    let stale = support::write(fx.dir.path(), "extra.json", &before);
+    let patched = kubectl_ok(
+        &fx,
+        "patch configmap extra -n hpa-tier --type merge -p",
+        &[r#"{"data":{"c":"d"}}"#],
+    );
+    assert_eq!(patched.trim(), "configmap/extra patched");
+    let err = kubectl_err(&fx, "replace --validate=false -f", &[&stale]);
+    assert!(
+        err.contains(
+            r#"Operation cannot be fulfilled on configmaps "extra": the object has been modified"#
+        ),
+        "{err}"
+    );
+    let data = fx.standin.configmap_data("hpa-tier", "extra").unwrap();
+    assert_eq!(
+        data.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["a=b", "c=d"]
+    );
+
+    // The API server's 1 MiB limit on the data, in its own words.
+    let big = support::write(fx.dir.path(), "big", &"x".repeat(1024 * 1024 + 1));
+    let err = kubectl_err(
+        &fx,
+        "create configmap big -n hpa-tier",
+        &[&format!("--from-file=big={big}")],
+    );
+    assert!(
+        err.contains(
+            r#"ConfigMap "big" is invalid: []: Too long: may not be more than 1048576 bytes"#
+        ),
+        "{err}"
+    );
+    assert_eq!(fx.standin.configmap("hpa-tier", "big"), None);
+
+    fx.standin
+        .fail_configmap("hpa-tier", "extra", Fault::Forbidden("get"));
+    let err = kubectl_err(&fx, "get configmap extra -n hpa-tier", &[]);
+    assert!(
+        err.contains(
+            r#"Error from server (Forbidden): configmaps "extra" is forbidden: User "system:serviceaccount:hpa-tier:hpa-tier" cannot get resource "configmaps" in API group "" in the namespace "hpa-tier""#
+        ),
+        "{err}"
+    );
+    fx.standin.clear_faults();
+
+    let deleted = kubectl_ok(&fx, "delete configmap extra -n hpa-tier", &[]);
+    assert_eq!(deleted.trim(), r#"configmap "extra" deleted"#);
+    assert_eq!(fx.standin.configmap("hpa-tier", "extra"), None);
+    let err = kubectl_err(&fx, "get configmap extra -n hpa-tier", &[]);
+    assert!(err.contains(r#"configmaps "extra" not found"#), "{err}");
+    assert!(
+        fx.standin
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1" && r.method == "GET"),
+        "kubectl found ConfigMaps through discovery"
+    );
+}
+
+/// The stand-in's answer as kube-rs reports it: `(code, reason, message)`.
+fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.reason, s.message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_writes_configmaps_under_the_resource_version_lock() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+    let fx = Fixture::new();
+    fx.standin.add_namespace("hpa-tier");
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(fx.settings.kubeconfig.as_ref().unwrap()).unwrap();
+    let options = kube::config::KubeConfigOptions {
+        context: Some(CONTEXT.into()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "hpa-tier");
+    let pp = PostParams::default();
+    let spool = |data: &[(&str, &str)]| ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("spool".into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+
+    assert!(api.get_opt("spool").await.unwrap().is_none());
+    let created = api.create(&pp, &spool(&[("r1", "{}")])).await.unwrap();
+    assert_eq!(
+        api_error(api.create(&pp, &spool(&[])).await),
+        (
+            409,
+            "AlreadyExists".into(),
+            r#"configmaps "spool" already exists"#.into()
+        )
+    );
+
+    // Another writer moves the resourceVersion: a replace from the old read conflicts.
+    fx.standin
+        .edit_configmap("hpa-tier", "spool", |o| o["data"]["r0"] = json!("{}"));
+    let mut stale = created.clone();
+    stale
+        .data
+        .get_or_insert_default()
+        .insert("r2".into(), "{}".into());
+    let (code, reason, _) = api_error(api.replace("spool", &pp, &stale).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    let mut fresh = api.get("spool").await.unwrap();
+    fresh
+        .data
+        .get_or_insert_default()
+        .insert("r2".into(), "{}".into());
+    let replaced = api.replace("spool", &pp, &fresh).await.unwrap();
+    assert_ne!(
+        replaced.metadata.resource_version,
+        created.metadata.resource_version
+    );
+
+    let patched = api
+        .patch(
+            "spool",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "r0": null } })),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = patched.data.unwrap_or_default().into_keys().collect();
+    assert_eq!(keys, ["r1", "r2"]);
+    assert_eq!(
+        fx.standin.configmap("hpa-tier", "spool").unwrap()["metadata"]["resourceVersion"].as_str(),
+        patched.metadata.resource_version.as_deref()
+    );
+
+    let big = "x".repeat(hpa_tier_standins::kube::MAX_DATA_BYTES + 1);
+    let mut too_big = spool(&[("r1", &big)]);
+    too_big.metadata.name = Some("big".into());
+    assert_eq!(
+        api_error(api.create(&pp, &too_big).await),
+        (
+            422,
+            "Invalid".into(),
+            r#"ConfigMap "big" is invalid: []: Too long: may not be more than 1048576 bytes"#
+                .into()
+        )
+    );
+
+    api.delete("spool", &DeleteParams::default()).await.unwrap();
+    assert!(api.get_opt("spool").await.unwrap().is_none());
+    assert_eq!(api_error(api.get("spool").await).0, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapter_needs_only_the_get_and_patch_rbac_verbs() {
     let fx = Fixture::new();

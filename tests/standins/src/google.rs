@@ -4,10 +4,13 @@
 //! The token endpoint verifies the RS256 signature against the public half of
 //! a key pair generated here ([`ServiceAccount`]) and checks the header and
 //! claims as Google does, refusing with Google's `invalid_grant` answers. The
-//! report endpoint wants a bearer token this stand-in issued, and answers in
-//! the real response format (the count as a string, no `rows` at zero users,
+//! report endpoint wants a bearer token this stand-in issued, not revoked and
+//! not expired (else a 401 `UNAUTHENTICATED`, with the `ErrorInfo` reason
+//! Google gives for a missing or an expired token), and answers in the real
+//! response format (the count as a string, no `rows` at zero users,
 //! `google.rpc.Status` errors). Tests steer it through [`Google`]: users,
-//! latency, injected failures, and what it received.
+//! latency, injected failures, the lifetime of the tokens it issues,
+//! revoking or expiring them, and what it received.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -219,6 +222,17 @@ pub struct ReportRequest {
     pub body: Value,
 }
 
+/// An access token handed out.
+struct Issued {
+    token: String,
+    scope: String,
+    expires_at: SystemTime,
+    revoked: bool,
+}
+
+/// What Google's token endpoint says its tokens live (`expires_in`).
+const DEFAULT_LIFETIME_SECS: u64 = 3599;
+
 struct GoogleState {
     client_email: String,
     key_id: String,
@@ -227,8 +241,9 @@ struct GoogleState {
     users: Mutex<u32>,
     token_faults: Mutex<VecDeque<Fault>>,
     report_faults: Mutex<VecDeque<Fault>>,
-    /// Access token -> the scope it was issued for.
-    issued: Mutex<Vec<(String, String)>>,
+    issued: Mutex<Vec<Issued>>,
+    /// The `expires_in` of tokens issued from now on.
+    lifetime: Mutex<Duration>,
     token_requests: Mutex<Vec<TokenRequest>>,
     report_requests: Mutex<Vec<ReportRequest>>,
 }
@@ -244,6 +259,7 @@ impl GoogleState {
             token_faults: Mutex::default(),
             report_faults: Mutex::default(),
             issued: Mutex::default(),
+            lifetime: Mutex::new(Duration::from_secs(DEFAULT_LIFETIME_SECS)),
             token_requests: Mutex::default(),
             report_requests: Mutex::default(),
         })
@@ -322,6 +338,16 @@ impl Google {
         self.state.report_requests.lock().unwrap().clone()
     }
 
+    /// How many times the token endpoint was called (refused calls too).
+    pub fn token_request_count(&self) -> usize {
+        self.state.token_requests.lock().unwrap().len()
+    }
+
+    /// How many times `runRealtimeReport` was called (refused calls too).
+    pub fn report_request_count(&self) -> usize {
+        self.state.report_requests.lock().unwrap().len()
+    }
+
     /// The access tokens handed out so far, oldest first.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state
@@ -329,8 +355,30 @@ impl Google {
             .lock()
             .unwrap()
             .iter()
-            .map(|(t, _)| t.clone())
+            .map(|i| i.token.clone())
             .collect()
+    }
+
+    /// Tokens issued from now on live this long (`expires_in`, whole
+    /// seconds; Google's own is 3599 s), and the report refuses them after.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *self.state.lifetime.lock().unwrap() = Duration::from_secs(lifetime.as_secs());
+    }
+
+    /// Revokes every token issued so far: the report answers 401 to them,
+    /// as to a token Google does not know.
+    pub fn revoke_tokens(&self) {
+        for i in self.state.issued.lock().unwrap().iter_mut() {
+            i.revoked = true;
+        }
+    }
+
+    /// Every token issued so far expires now (no need to wait out a lifetime).
+    pub fn expire_tokens(&self) {
+        let now = SystemTime::now();
+        for i in self.state.issued.lock().unwrap().iter_mut() {
+            i.expires_at = i.expires_at.min(now);
+        }
     }
 }
 
@@ -393,10 +441,16 @@ async fn token(
     match outcome {
         Ok(scope) => {
             let token = format!("ya29.standin-{:032x}", rand::random::<u128>());
-            s.issued.lock().unwrap().push((token.clone(), scope));
+            let lifetime = *s.lifetime.lock().unwrap();
+            s.issued.lock().unwrap().push(Issued {
+                token: token.clone(),
+                scope,
+                expires_at: SystemTime::now() + lifetime,
+                revoked: false,
+            });
             json_response(
                 200,
-                json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" }),
+                json!({ "access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer" }),
             )
         }
         Err((error, description)) => oauth_refusal(400, error, &description),
@@ -521,20 +575,10 @@ async fn report(
     };
     let property = format!("properties/{number}");
 
-    let scope = bearer.as_ref().and_then(|b| {
-        s.issued
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(t, _)| t == b)
-            .map(|(_, scope)| scope.clone())
-    });
-    let Some(scope) = scope else {
-        return rpc_response(
-            401,
-            "UNAUTHENTICATED",
-            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-        );
+    let scope = match bearer.as_deref().map(|b| token_scope(&s, b)) {
+        None => return unauthenticated(Unauthenticated::Missing),
+        Some(Err(why)) => return unauthenticated(why),
+        Some(Ok(scope)) => scope,
     };
     if !scope
         .split_whitespace()
@@ -571,6 +615,65 @@ async fn report(
         answer["rowCount"] = json!(1);
     }
     json_response(200, answer)
+}
+
+/// Why a report call is not authenticated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Unauthenticated {
+    /// No bearer token at all.
+    Missing,
+    /// Not one this stand-in issued, or revoked since.
+    Invalid,
+    Expired,
+}
+
+/// The scope of a live token this stand-in issued.
+fn token_scope(s: &GoogleState, bearer: &str) -> Result<String, Unauthenticated> {
+    let issued = s.issued.lock().unwrap();
+    let i = issued
+        .iter()
+        .find(|i| i.token == bearer)
+        .ok_or(Unauthenticated::Invalid)?;
+    if i.revoked {
+        return Err(Unauthenticated::Invalid);
+    }
+    if SystemTime::now() >= i.expires_at {
+        return Err(Unauthenticated::Expired);
+    }
+    Ok(i.scope.clone())
+}
+
+/// Google's 401: a `google.rpc.Status`, with an `ErrorInfo` naming the
+/// reason where Google gives one (a missing or an expired token).
+fn unauthenticated(why: Unauthenticated) -> Response {
+    const SEE: &str = "Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
+    let (message, reason) = match why {
+        Unauthenticated::Missing => (
+            format!("Request is missing required authentication credential. {SEE}"),
+            Some("CREDENTIALS_MISSING"),
+        ),
+        Unauthenticated::Invalid => (
+            format!("Request had invalid authentication credentials. {SEE}"),
+            None,
+        ),
+        Unauthenticated::Expired => (
+            format!("Request had invalid authentication credentials. {SEE}"),
+            Some("ACCESS_TOKEN_EXPIRED"),
+        ),
+    };
+    let mut body = rpc_error(401, "UNAUTHENTICATED", &message);
+    if let Some(reason) = reason {
+        body["error"]["details"] = json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "googleapis.com",
+            "metadata": {
+                "service": "analyticsdata.googleapis.com",
+                "method": "google.analytics.data.v1beta.BetaAnalyticsData.RunRealtimeReport",
+            },
+        }]);
+    }
+    json_response(401, body)
 }
 
 /// The request must ask for `activeUsers` only, over a valid minute range.
@@ -669,6 +772,9 @@ pub struct Args {
     /// {"users": N} changes it while running).
     #[arg(long, default_value_t = 0)]
     pub users: u32,
+    /// The lifetime (`expires_in`, seconds) of the access tokens it issues.
+    #[arg(long, default_value_t = DEFAULT_LIFETIME_SECS)]
+    pub token_lifetime_secs: u64,
     /// Delay before every response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -688,6 +794,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         latency_ms,
         key_file_out,
         properties,
+        token_lifetime_secs,
     } = args;
     let account = tokio::task::spawn_blocking(ServiceAccount::generate).await?;
     // The key file must name the port before the server announces itself.
@@ -703,6 +810,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     let state = GoogleState::new(&account, users);
+    *state.lifetime.lock().unwrap() = Duration::from_secs(token_lifetime_secs);
     for p in properties {
         let p = if p.starts_with("properties/") {
             p
@@ -713,4 +821,168 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     }
     let latency = Latency::new(Duration::from_millis(latency_ms));
     server::serve_forever(router(state, &latency), port, "google").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_client::{Response, send};
+    use jsonwebtoken::{EncodingKey, Header};
+
+    /// A signed assertion for `account`, as a service-account client makes it.
+    fn assertion(account: &ServiceAccount, aud: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({
+            "iss": account.client_email, "scope": SCOPE, "aud": aud,
+            "iat": now, "exp": now + 3600,
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(account.private_key_id.clone());
+        let key = EncodingKey::from_rsa_pem(account.private_key_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn post(
+        g: &Google,
+        path: &str,
+        content_type: &str,
+        bearer: Option<&str>,
+        body: &str,
+    ) -> Response {
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers = vec![("Content-Type", content_type)];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        send(
+            &g.url(),
+            "POST",
+            path,
+            &headers,
+            body.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    }
+
+    /// A new access token and its `expires_in`.
+    fn token(g: &Google, account: &ServiceAccount) -> (String, u64) {
+        let form = format!(
+            "grant_type={GRANT_TYPE}&assertion={}",
+            assertion(account, &g.token_uri())
+        );
+        let r = post(
+            g,
+            "/token",
+            "application/x-www-form-urlencoded",
+            None,
+            &form,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        (
+            v["access_token"].as_str().unwrap().to_string(),
+            v["expires_in"].as_u64().unwrap(),
+        )
+    }
+
+    fn report(g: &Google, bearer: Option<&str>) -> Response {
+        let path = "/v1beta/properties/123456789:runRealtimeReport";
+        post(
+            g,
+            path,
+            "application/json",
+            bearer,
+            r#"{"metrics":[{"name":"activeUsers"}]}"#,
+        )
+    }
+
+    /// `(status, google.rpc.Status status, ErrorInfo reason)` of a failed report.
+    fn refusal(r: &Response) -> (u16, String, Option<String>) {
+        let e = &r.json()["error"];
+        (
+            r.status,
+            e["status"].as_str().unwrap_or("").to_string(),
+            e["details"][0]["reason"].as_str().map(str::to_string),
+        )
+    }
+
+    #[test]
+    fn tokens_live_their_lifetime_unless_revoked_and_calls_are_counted() {
+        let account = ServiceAccount::for_tests();
+        let g = Google::spawn(&account).unwrap();
+        g.set_users(5);
+
+        let (first, expires_in) = token(&g, &account);
+        assert_eq!(expires_in, 3599);
+        let r = report(&g, Some(&first));
+        assert_eq!(
+            r.json()["rows"][0]["metricValues"][0]["value"],
+            "5",
+            "{}",
+            r.body
+        );
+        assert_eq!((g.token_request_count(), g.report_request_count()), (1, 1));
+
+        // The same token serves every report until it expires.
+        for _ in 0..3 {
+            assert_eq!(report(&g, Some(&first)).status, 200);
+        }
+        assert_eq!((g.token_request_count(), g.report_request_count()), (1, 4));
+        g.expire_tokens();
+        assert_eq!(
+            refusal(&report(&g, Some(&first))),
+            (
+                401,
+                "UNAUTHENTICATED".into(),
+                Some("ACCESS_TOKEN_EXPIRED".into())
+            )
+        );
+
+        g.set_token_lifetime(Duration::from_millis(1500));
+        let (short, expires_in) = token(&g, &account);
+        assert_eq!(expires_in, 1);
+        assert_eq!(report(&g, Some(&short)).status, 200);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(
+            refusal(&report(&g, Some(&short))).2.as_deref(),
+            Some("ACCESS_TOKEN_EXPIRED")
+        );
+
+        g.set_token_lifetime(Duration::from_secs(600));
+        let (revoked, expires_in) = token(&g, &account);
+        assert_eq!(expires_in, 600);
+        g.revoke_tokens();
+        let r = report(&g, Some(&revoked));
+        assert_eq!(refusal(&r), (401, "UNAUTHENTICATED".into(), None));
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Request had invalid authentication credentials."),
+            "{}",
+            r.body
+        );
+        assert_eq!(refusal(&report(&g, Some("ya29.forged"))).0, 401);
+        let (fresh, _) = token(&g, &account);
+        assert_eq!(
+            report(&g, Some(&fresh)).status,
+            200,
+            "tokens issued after a revocation work"
+        );
+        assert_eq!(
+            refusal(&report(&g, None)),
+            (
+                401,
+                "UNAUTHENTICATED".into(),
+                Some("CREDENTIALS_MISSING".into())
+            )
+        );
+        assert_eq!(g.token_request_count(), 4);
+        assert_eq!(g.report_request_count(), 11);
+        assert_eq!(g.issued_tokens(), [first, short, revoked, fresh]);
+    }
 }

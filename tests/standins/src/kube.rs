@@ -2,29 +2,35 @@
 //! (kube-rs) and `kubectl` to work against it over plain HTTP on 127.0.0.1.
 //!
 //! It serves discovery (`/version`, `/api`, `/api/v1`, `/apis`,
-//! `/apis/autoscaling`, `/apis/autoscaling/v2`) and autoscaling/v2
-//! HorizontalPodAutoscalers: get, list (one namespace or all of them; as a
-//! server-side `Table` when the client asks, as kubectl does) and patch (JSON
-//! merge, strategic merge, JSON patch, server-side apply). Writes carry
+//! `/apis/autoscaling`, `/apis/autoscaling/v2`), namespaces (read only),
+//! autoscaling/v2 HorizontalPodAutoscalers and core/v1 ConfigMaps (the
+//! `configmaps` submodule: every verb but watch, as the real server answers
+//! them). HPAs: get, list (one namespace or all of them; as a server-side
+//! `Table` when the client asks, as kubectl does) and patch (JSON merge,
+//! strategic merge, JSON patch, server-side apply). Writes carry
 //! `metadata.resourceVersion` and honour it as an optimistic lock; failures
 //! are `Status` objects with the real reasons and messages; `minReplicas >
 //! maxReplicas` is a 422 with the real validation text. After a write the
-//! stand-in plays the HPA controller: `status` follows the new bounds.
+//! stand-in plays the HPA controller: `status` follows the new bounds. Write
+//! bodies over the API server's 3 MiB limit are a 413.
 //!
 //! Approximations, on purpose: strategic merge treats lists as atomic (true
 //! for the HPA's own lists) except `ownerReferences`, merged by `uid`;
 //! server-side apply merges the applied fields into the object without
-//! tracking field ownership; `watch`, create, update and delete are refused
-//! with 405.
+//! tracking field ownership; `watch`, and HPA create, update and delete, are
+//! refused with 405.
 //!
-//! kubectl works against it (`get`, `patch` of every type, `apply
-//! --server-side --validate=false`: there is no OpenAPI document for
-//! client-side validation). kubectl sends credentials only over TLS, so a
-//! stand-in that requires a token admits kube-rs clients only.
+//! kubectl works against it (`get`, `create`, `replace`, `delete`, `patch`
+//! of every type, `apply --server-side --validate=false`: there is no
+//! OpenAPI document for client-side validation). kubectl sends credentials
+//! only over TLS, so a stand-in that requires a token admits kube-rs clients
+//! only.
 //!
-//! Tests steer it through [`KubeStandin`]: seed HPAs ([`HpaSeed`]), read them
-//! back, inject [`Fault`]s per HPA and latency, require a bearer token, and
-//! inspect the request log. The `kube` subcommand runs it for the demo.
+//! Tests steer it through [`KubeStandin`]: seed HPAs ([`HpaSeed`]),
+//! namespaces and ConfigMaps, read them back, inject [`Fault`]s per object
+//! and latency, narrow ConfigMap access to [`RbacRule`]s, require a bearer
+//! token, and inspect the request log. The `kube` subcommand runs it for the
+//! demo.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -39,6 +45,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::server::{self, Latency, Running};
+
+mod configmaps;
+mod protobuf;
+pub use configmaps::{ETCD_MAX_REQUEST_BYTES, MAX_DATA_BYTES, MAX_REQUEST_BODY_BYTES, RbacRule};
 
 const GROUP: &str = "autoscaling";
 const VERSION: &str = "v2";
@@ -215,24 +225,28 @@ pub fn replicated_hpas(n: u32) -> Vec<HpaSeed> {
 // ---------------------------------------------------------------------------
 // Faults and the request log.
 
-/// A failure injected for one HPA.
+/// A failure injected for one HPA ([`KubeStandin::fail`]) or ConfigMap
+/// ([`KubeStandin::fail_configmap`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The next `n` patches answer 409 Conflict, as if someone else wrote first.
+    /// The next `n` patches (of a ConfigMap: updates and patches) answer 409
+    /// Conflict, as if someone else wrote first.
     Conflicts(u32),
-    /// Every request for the HPA answers 500 (etcd trouble, a broken webhook).
+    /// Every request for the object answers 500 (etcd trouble, a broken webhook).
     ServerError,
-    /// Requests with this RBAC verb (`get`, `patch`) answer 403.
+    /// Requests with this RBAC verb (`get`, `patch`; for a ConfigMap also
+    /// `create`, `update`, `delete`) answer 403.
     Forbidden(&'static str),
-    /// The HPA answers 404 and is left out of lists, as if deleted meanwhile.
+    /// The object answers 404 and is left out of lists, as if deleted meanwhile.
     NotFound,
-    /// Patches answer 422 with this message (what an admission webhook does).
+    /// Writes answer 422 with this message (what an admission webhook does).
     Invalid(String),
-    /// Requests for the HPA never answer (until the stand-in stops).
+    /// Requests for the object never answer (until the stand-in stops).
     Hang,
 }
 
-/// One request as the stand-in received it.
+/// One request as the stand-in received it (a protobuf body is logged as
+/// the JSON it decodes to; `content_type` is the one sent).
 #[derive(Clone, Debug)]
 pub struct LoggedRequest {
     pub method: String,
@@ -245,17 +259,12 @@ pub struct LoggedRequest {
 impl LoggedRequest {
     /// The RBAC verb this request needs (`get`, `list`, `watch`, `patch`, ...).
     pub fn verb(&self) -> &'static str {
-        let named = matches!(parse_path(&self.path), Route::Hpa { name: Some(_), .. });
-        match self.method.as_str() {
-            "GET" if named => "get",
-            "GET" if self.query.contains("watch=true") || self.query.contains("watch=1") => "watch",
-            "GET" => "list",
-            "PATCH" => "patch",
-            "PUT" => "update",
-            "POST" => "create",
-            "DELETE" => "delete",
-            _ => "unknown",
-        }
+        let named = matches!(
+            parse_path(&self.path),
+            Route::Hpa { name: Some(_), .. } | Route::ConfigMap { name: Some(_), .. }
+        );
+        let watch = self.query.contains("watch=true") || self.query.contains("watch=1");
+        rbac_verb(self.method.as_str(), named, watch)
     }
     /// `(namespace, name)` when the request is for one HPA.
     pub fn hpa(&self) -> Option<(String, String)> {
@@ -271,9 +280,42 @@ impl LoggedRequest {
     pub fn is_hpa_api(&self) -> bool {
         matches!(parse_path(&self.path), Route::Hpa { .. })
     }
+    /// `(namespace, name)` when the request is for one ConfigMap; a create
+    /// names it in its body.
+    pub fn configmap(&self) -> Option<(String, String)> {
+        match parse_path(&self.path) {
+            Route::ConfigMap {
+                namespace: Some(ns),
+                name: Some(name),
+            } => Some((ns, name)),
+            Route::ConfigMap {
+                namespace: Some(ns),
+                name: None,
+            } if self.method == "POST" => configmaps::body_name(&self.body).map(|n| (ns, n)),
+            _ => None,
+        }
+    }
+    /// Whether the request went to the ConfigMap API (not discovery).
+    pub fn is_configmap_api(&self) -> bool {
+        matches!(parse_path(&self.path), Route::ConfigMap { .. })
+    }
     /// The body as JSON (`Null` when empty or not JSON).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// The RBAC verb of a request: `named` when the path names one object.
+fn rbac_verb(method: &str, named: bool, watch: bool) -> &'static str {
+    match method {
+        "GET" if named => "get",
+        "GET" if watch => "watch",
+        "GET" => "list",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "POST" => "create",
+        "DELETE" => "delete",
+        _ => "unknown",
     }
 }
 
@@ -296,6 +338,13 @@ struct Store {
     /// What the (imaginary) metrics ask for; status shows it clamped.
     recommended: HashMap<Key, i64>,
     faults: HashMap<Key, Fault>,
+    configmaps: BTreeMap<Key, Value>,
+    configmap_faults: HashMap<Key, Fault>,
+    /// `Some`: ConfigMap requests are authorized against these rules only.
+    configmap_rbac: Option<Vec<RbacRule>>,
+    /// Namespaces created explicitly (name -> creationTimestamp); those of
+    /// HPAs and ConfigMaps, `default` and `kube-system` exist as well.
+    namespaces: BTreeMap<String, String>,
     last_rv: u64,
     token: Option<String>,
     log: Vec<LoggedRequest>,
@@ -322,13 +371,34 @@ impl Shared {
     }
 
     fn router(self: &Arc<Self>) -> Router {
-        let router = Router::new().fallback(handle).with_state(self.clone());
+        // The API server's own body limit (3 MiB, answered with a Status)
+        // must be reachable, not axum's 2 MB default with a plain-text 413.
+        let router = Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+            .with_state(self.clone());
         self.latency.layer(router)
     }
 
     fn insert(&self, manifest: Value, recommended: Option<i64>) -> Result<(), String> {
         let mut st = self.state.lock().unwrap();
         admit(&mut st, manifest, recommended)
+    }
+
+    /// A seed document by its kind: a Namespace, a ConfigMap or an HPA.
+    fn insert_any(&self, manifest: Value) -> Result<(), String> {
+        match manifest["kind"].as_str() {
+            Some("Namespace") => {
+                let name = manifest["metadata"]["name"]
+                    .as_str()
+                    .ok_or("a Namespace needs metadata.name")?;
+                let mut st = self.state.lock().unwrap();
+                st.namespaces.insert(name.to_string(), now());
+                Ok(())
+            }
+            Some("ConfigMap") => configmaps::seed(&mut self.state.lock().unwrap(), manifest),
+            _ => self.insert(manifest, None),
+        }
     }
 }
 
@@ -404,8 +474,125 @@ impl KubeStandin {
             .insert((namespace.to_string(), name.to_string()), fault);
     }
 
+    /// Clears the faults of HPAs and ConfigMaps alike.
     pub fn clear_faults(&self) {
-        self.shared.state.lock().unwrap().faults.clear();
+        let mut st = self.shared.state.lock().unwrap();
+        st.faults.clear();
+        st.configmap_faults.clear();
+    }
+
+    /// Creates a namespace (ConfigMaps can only be created in one that exists).
+    pub fn add_namespace(&self, namespace: &str) -> &Self {
+        let mut st = self.shared.state.lock().unwrap();
+        st.namespaces
+            .entry(namespace.to_string())
+            .or_insert_with(now);
+        self
+    }
+
+    /// Adds a ConfigMap with these `data` entries (its namespace is created
+    /// if need be), as `kubectl create configmap --from-literal` would.
+    pub fn seed_configmap<K, V>(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: impl IntoIterator<Item = (K, V)>,
+    ) -> &Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let data: Map<String, Value> = data
+            .into_iter()
+            .map(|(k, v)| (k.into(), Value::String(v.into())))
+            .collect();
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": name, "namespace": namespace },
+            "data": data,
+        });
+        self.insert_configmap(manifest)
+            .expect("a valid ConfigMap seed");
+        self
+    }
+
+    /// Adds a ConfigMap manifest as the API server would create it (same
+    /// validation and size limit; the namespace is created if need be).
+    pub fn insert_configmap(&self, manifest: Value) -> Result<(), String> {
+        let mut st = self.shared.state.lock().unwrap();
+        configmaps::seed(&mut st, manifest)
+    }
+
+    /// The ConfigMap as the server holds it now.
+    pub fn configmap(&self, namespace: &str, name: &str) -> Option<Value> {
+        let st = self.shared.state.lock().unwrap();
+        st.configmaps
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Its `data`, or `None` when there is no such ConfigMap (an empty map
+    /// when it has no data).
+    pub fn configmap_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let cm = self.configmap(namespace, name)?;
+        Some(
+            cm["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Every ConfigMap of a namespace, by name.
+    pub fn configmaps(&self, namespace: &str) -> Vec<Value> {
+        let st = self.shared.state.lock().unwrap();
+        st.configmaps
+            .iter()
+            .filter(|(k, _)| k.0 == namespace)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Changes a ConfigMap behind the client's back (another writer): the
+    /// resourceVersion moves, so an update based on an earlier read conflicts.
+    pub fn edit_configmap(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut st = self.shared.state.lock().unwrap();
+        let rv = st.next_rv();
+        let obj = st
+            .configmaps
+            .get_mut(&(namespace.to_string(), name.to_string()))
+            .expect("edit_configmap: no such ConfigMap");
+        f(obj);
+        obj["metadata"]["resourceVersion"] = json!(rv);
+    }
+
+    /// Deletes a ConfigMap behind the client's back; whether it was there.
+    pub fn delete_configmap(&self, namespace: &str, name: &str) -> bool {
+        let mut st = self.shared.state.lock().unwrap();
+        st.configmaps
+            .remove(&(namespace.to_string(), name.to_string()))
+            .is_some()
+    }
+
+    /// A failure for one ConfigMap. `Conflicts` counts down updates and
+    /// patches; `Forbidden(verb)` refuses that verb (`create` included, the
+    /// name taken from the body); `NotFound` hides it from get, update,
+    /// patch, delete and lists; `Invalid` refuses writes; `Hang` everything.
+    pub fn fail_configmap(&self, namespace: &str, name: &str, fault: Fault) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.configmap_faults
+            .insert((namespace.to_string(), name.to_string()), fault);
+    }
+
+    /// From now on ConfigMap requests are allowed only as these rules (the
+    /// rules of the caller's Roles) allow, like the RBAC authorizer; an
+    /// empty list forbids everything. HPAs are not affected.
+    pub fn restrict_configmaps(&self, rules: impl IntoIterator<Item = RbacRule>) {
+        self.shared.state.lock().unwrap().configmap_rbac = Some(rules.into_iter().collect());
     }
 
     /// Every response waits this long first.
@@ -910,6 +1097,11 @@ enum Route {
         namespace: Option<String>,
         name: Option<String>,
     },
+    /// core/v1 ConfigMaps: all namespaces, one namespace, or one by name.
+    ConfigMap {
+        namespace: Option<String>,
+        name: Option<String>,
+    },
     Unknown,
 }
 
@@ -921,6 +1113,18 @@ fn parse_path(path: &str) -> Route {
         ["api", "v1"] => Route::ApiV1,
         ["api", "v1", "namespaces"] => Route::Namespace(None),
         ["api", "v1", "namespaces", ns] => Route::Namespace(Some(ns.to_string())),
+        ["api", "v1", "configmaps"] => Route::ConfigMap {
+            namespace: None,
+            name: None,
+        },
+        ["api", "v1", "namespaces", ns, "configmaps"] => Route::ConfigMap {
+            namespace: Some(ns.to_string()),
+            name: None,
+        },
+        ["api", "v1", "namespaces", ns, "configmaps", name] => Route::ConfigMap {
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+        },
         ["apis"] => Route::Apis,
         ["apis", GROUP] => Route::Group,
         ["apis", GROUP, VERSION] => Route::GroupVersion,
@@ -1005,6 +1209,18 @@ fn forbidden(verb: &str, ns: Option<&str>, name: Option<&str>) -> Reply {
 }
 
 fn invalid(name: &str, errs: &[(String, String)]) -> Reply {
+    invalid_as(
+        &format!("{KIND}.{GROUP}"),
+        json!({ "name": name, "group": GROUP, "kind": KIND }),
+        name,
+        errs,
+    )
+}
+
+/// A 422 `Invalid` as apimachinery's `NewInvalid` builds it: `qualified` is
+/// `Kind.group` (just `Kind` in the core group), `errs` are `(field, body)`
+/// pairs whose body starts with the error type ("Invalid value", "Too long").
+fn invalid_as(qualified: &str, mut details: Value, name: &str, errs: &[(String, String)]) -> Reply {
     let summary = if errs.len() == 1 {
         format!("{}: {}", errs[0].0, errs[0].1)
     } else {
@@ -1018,13 +1234,22 @@ fn invalid(name: &str, errs: &[(String, String)]) -> Reply {
     };
     let causes: Vec<Value> = errs
         .iter()
-        .map(|(f, m)| json!({ "reason": "FieldValueInvalid", "message": m, "field": f }))
+        .map(|(f, m)| {
+            let reason = match m.split(':').next().unwrap_or("") {
+                "Required value" => "FieldValueRequired",
+                "Too long" => "FieldValueTooLong",
+                "Forbidden" => "FieldValueForbidden",
+                _ => "FieldValueInvalid",
+            };
+            json!({ "reason": reason, "message": m, "field": f })
+        })
         .collect();
+    details["causes"] = json!(causes);
     failure(
         422,
         "Invalid",
-        format!("{KIND}.{GROUP} \"{name}\" is invalid: {summary}"),
-        Some(json!({ "name": name, "group": GROUP, "kind": KIND, "causes": causes })),
+        format!("{qualified} \"{name}\" is invalid: {summary}"),
+        Some(details),
     )
 }
 
@@ -1055,7 +1280,27 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
-    let body = String::from_utf8_lossy(&body).into_owned();
+    let too_large = body.len() > configmaps::MAX_REQUEST_BODY_BYTES;
+    // client-go sends built-in kinds as protobuf; the rest of the stand-in
+    // (and the request log) sees the JSON they stand for.
+    let sent_type = content_type.clone();
+    let mut content_type = content_type;
+    let mut undecodable = None;
+    let protobuf = sent_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with(protobuf::MEDIA_TYPE))
+        && matches!(parse_path(&path), Route::ConfigMap { .. });
+    let body = match protobuf.then(|| protobuf::to_json(&body)) {
+        Some(Ok(v)) => {
+            content_type = Some("application/json".into());
+            v.to_string()
+        }
+        Some(Err(e)) => {
+            undecodable = Some(e);
+            String::new()
+        }
+        None => String::from_utf8_lossy(&body).into_owned(),
+    };
 
     let hang = {
         let mut st = shared.state.lock().unwrap();
@@ -1063,7 +1308,7 @@ async fn handle(
             method: method.to_string(),
             path: path.clone(),
             query: query.clone(),
-            content_type: content_type.clone(),
+            content_type: sent_type,
             body: body.clone(),
         });
         if let Some(t) = &st.token
@@ -1071,12 +1316,35 @@ async fn handle(
         {
             return failure(401, "Unauthorized", "Unauthorized".into(), None).into_response();
         }
-        let route = parse_path(&path);
-        match &route {
-            Route::Hpa {
-                namespace: Some(ns),
-                name: Some(name),
-            } => st.faults.get(&(ns.clone(), name.clone())) == Some(&Fault::Hang),
+        if let Some(e) = undecodable {
+            return failure(
+                400,
+                "BadRequest",
+                format!("the body of the request could not be decoded as protobuf: {e}"),
+                None,
+            )
+            .into_response();
+        }
+        if too_large {
+            // k8s.io/apiserver's MaxRequestBodyBytes, before any decoding.
+            return failure(
+                413,
+                "RequestEntityTooLarge",
+                format!(
+                    "Request entity too large: limit is {}",
+                    configmaps::MAX_REQUEST_BODY_BYTES
+                ),
+                None,
+            )
+            .into_response();
+        }
+        let last = st.log.last().expect("just logged");
+        let hung = |faults: &HashMap<Key, Fault>, key: Option<Key>| {
+            key.is_some_and(|k| faults.get(&k) == Some(&Fault::Hang))
+        };
+        match parse_path(&path) {
+            Route::Hpa { .. } => hung(&st.faults, last.hpa()),
+            Route::ConfigMap { .. } => hung(&st.configmap_faults, last.configmap()),
             _ => false,
         }
     };
@@ -1120,6 +1388,15 @@ impl Req {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v)
     }
+    /// A query parameter percent-decoded (selectors arrive encoded).
+    fn decoded(&self, key: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+    fn is_watch(&self) -> bool {
+        self.param("watch").is_some_and(|w| w == "true" || w == "1")
+    }
 }
 
 fn route(st: &mut Store, path: &str, req: &Req) -> Reply {
@@ -1140,7 +1417,7 @@ fn route(st: &mut Store, path: &str, req: &Req) -> Reply {
             "resources": [{
                 "name": "namespaces", "singularName": "namespace", "namespaced": false,
                 "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"],
-            }],
+            }, configmaps::discovery()],
         })),
         Route::Namespace(name) if is_get => namespaces(st, name.as_deref(), req),
         Route::Apis if is_get => ok(json!({
@@ -1204,6 +1481,9 @@ fn route(st: &mut Store, path: &str, req: &Req) -> Reply {
                 patch(st, &key, req)
             }
         }
+        Route::ConfigMap { namespace, name } => {
+            configmaps::route(st, namespace.as_deref(), name.as_deref(), req)
+        }
         Route::Unknown => failure(
             404,
             "NotFound",
@@ -1219,15 +1499,26 @@ fn route(st: &mut Store, path: &str, req: &Req) -> Reply {
     }
 }
 
-fn namespaces(st: &Store, name: Option<&str>, req: &Req) -> Reply {
+/// The namespaces that exist, each with its creation time ("" when unknown):
+/// `default`, `kube-system`, those created explicitly and those holding an
+/// HPA or a ConfigMap.
+fn known_namespaces(st: &Store) -> BTreeMap<&str, &str> {
     let mut names: BTreeMap<&str, &str> = [("default", ""), ("kube-system", "")].into();
-    for (k, o) in &st.objects {
+    for (n, created) in &st.namespaces {
+        names.insert(n.as_str(), created.as_str());
+    }
+    for (k, o) in st.objects.iter().chain(&st.configmaps) {
         let created = o["metadata"]["creationTimestamp"].as_str().unwrap_or("");
         let e = names.entry(k.0.as_str()).or_insert(created);
         if e.is_empty() || created < *e {
             *e = created;
         }
     }
+    names
+}
+
+fn namespaces(st: &Store, name: Option<&str>, req: &Req) -> Reply {
+    let names = known_namespaces(st);
     let boot = st
         .objects
         .values()
@@ -1616,9 +1907,14 @@ pub struct Args {
     /// Latency added before every response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// YAML file of HPA manifests to load (several documents, or a List).
+    /// YAML file of manifests to load (several documents, or a List):
+    /// HPAs, ConfigMaps and Namespaces.
     #[arg(long)]
     pub seed: Vec<PathBuf>,
+    /// A namespace to create (ConfigMaps can only be created in one that
+    /// exists; default, kube-system and those of the HPAs always do).
+    #[arg(long = "create-namespace", value_name = "NAME")]
+    pub extra_namespaces: Vec<String>,
     /// Seed N copies of the six services at the 600 tier (min 2). Copy 1 is
     /// config/example.yaml's layout (ingressgateway-hpa in istio-system, the
     /// other five in prod); copy k puts all six in namespace prod-k.
@@ -1637,7 +1933,7 @@ pub struct Args {
     pub token: Option<String>,
 }
 
-/// Reads HPA manifests from a YAML file: several documents, or `kind: List`.
+/// Reads manifests from a YAML file: several documents, or `kind: List`.
 pub fn load_seed(path: &Path) -> anyhow::Result<Vec<Value>> {
     use anyhow::Context;
     use serde::Deserialize;
@@ -1648,7 +1944,7 @@ pub fn load_seed(path: &Path) -> anyhow::Result<Vec<Value>> {
         let v = Value::deserialize(doc).with_context(|| format!("parsing {}", path.display()))?;
         match v["kind"].as_str() {
             _ if v.is_null() => {}
-            Some("List") | Some("HorizontalPodAutoscalerList") => {
+            Some("List") | Some("HorizontalPodAutoscalerList") | Some("ConfigMapList") => {
                 out.extend(v["items"].as_array().cloned().unwrap_or_default())
             }
             _ => out.push(v),
@@ -1666,6 +1962,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         kubeconfig_out,
         context,
         token,
+        extra_namespaces,
     } = args;
     let shared = Shared::new(Duration::from_millis(latency_ms));
     let copies = namespaces.unwrap_or(if seed.is_empty() { 1 } else { 0 });
@@ -1674,15 +1971,21 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             .insert(h.manifest(), None)
             .map_err(anyhow::Error::msg)?;
     }
+    for ns in extra_namespaces {
+        shared.state.lock().unwrap().namespaces.insert(ns, now());
+    }
     for path in &seed {
         for manifest in load_seed(path)? {
             shared
-                .insert(manifest, None)
+                .insert_any(manifest)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
     }
-    let count = shared.state.lock().unwrap().objects.len();
-    shared.state.lock().unwrap().token = token.clone();
+    let (count, cms) = {
+        let mut st = shared.state.lock().unwrap();
+        st.token = token.clone();
+        (st.objects.len(), st.configmaps.len())
+    };
 
     // The kubeconfig must name the port before the "listening" line tells
     // scripts to go on, so a free port is picked here rather than by the server.
@@ -1701,7 +2004,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         )?;
         eprintln!("kube: kubeconfig written to {}", out.display());
     }
-    eprintln!("kube: serving {count} HPAs");
+    eprintln!("kube: serving {count} HPAs and {cms} ConfigMaps");
     server::serve_forever(shared.router(), port, "kube").await
 }
 
@@ -1870,6 +2173,43 @@ mod tests {
     }
 
     #[test]
+    fn seed_documents_go_where_their_kind_says() {
+        let shared = Shared::new(Duration::ZERO);
+        let docs = [
+            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "empty" } }),
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": { "name": "spool", "namespace": "hpa-tier" }, "data": { "a": "1" } }),
+            HpaSeed::new("prod", "web").manifest(),
+        ];
+        for d in docs {
+            shared.insert_any(d).unwrap();
+        }
+        let bad =
+            json!({ "kind": "ConfigMap", "metadata": { "name": "x" }, "data": { "a b": "1" } });
+        assert!(
+            shared
+                .insert_any(bad)
+                .unwrap_err()
+                .starts_with("ConfigMap default/x: data[a b]")
+        );
+        let st = shared.state.lock().unwrap();
+        let names: Vec<&str> = known_namespaces(&st).into_keys().collect();
+        assert_eq!(
+            names,
+            ["default", "empty", "hpa-tier", "kube-system", "prod"]
+        );
+        let cm = &st.configmaps[&("hpa-tier".to_string(), "spool".to_string())];
+        assert_eq!(
+            (
+                cm["data"]["a"].as_str(),
+                cm["metadata"]["resourceVersion"].is_string()
+            ),
+            (Some("1"), true)
+        );
+        assert_eq!(st.objects.len(), 1);
+    }
+
+    #[test]
     fn requests_map_to_rbac_verbs() {
         let r = |method: &str, path: &str, query: &str| LoggedRequest {
             method: method.into(),
@@ -1900,5 +2240,21 @@ mod tests {
             "watch"
         );
         assert_eq!(r("GET", one, "").hpa(), Some(("prod".into(), "web".into())));
+
+        let cm = "/api/v1/namespaces/hpa-tier/configmaps/spool";
+        let all = "/api/v1/namespaces/hpa-tier/configmaps";
+        let spool = Some(("hpa-tier".to_string(), "spool".to_string()));
+        assert_eq!(
+            (r("GET", cm, "").verb(), r("GET", cm, "").configmap()),
+            ("get", spool.clone())
+        );
+        assert_eq!(r("PUT", cm, "").verb(), "update");
+        assert_eq!(r("DELETE", cm, "").verb(), "delete");
+        assert_eq!(r("GET", all, "").verb(), "list");
+        let mut create = r("POST", all, "");
+        create.body = r#"{"metadata":{"name":"spool"}}"#.into();
+        assert_eq!((create.verb(), create.configmap()), ("create", spool));
+        assert!(create.is_configmap_api() && !create.is_hpa_api());
+        assert_eq!(r("GET", one, "").configmap(), None);
     }
 }
