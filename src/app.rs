@@ -169,7 +169,9 @@ fn print_schedules(policy: &Policy, days: u32, output: Output) -> anyhow::Result
         Output::Table => print!("{}", output::schedules_table(&rows, zone, days)),
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "timezone": zone, "days": days, "windows": rows }))?
+            serde_json::to_string_pretty(
+                &json!({ "timezone": zone, "days": days, "windows": rows })
+            )?
         ),
     }
     Ok(())
@@ -508,7 +510,7 @@ fn lock_lost(policy: &Policy, request: Request, output: Output) -> anyhow::Resul
 
 /// Every patch concurrently, each result kept as it arrives: when the phase
 /// runs out of time, what was confirmed is still known (the rest is
-/// reported as not applied).
+/// reported as not confirmed).
 async fn apply(cluster: &impl Cluster, decision: &Decision, budget: Budget) -> Applied {
     let patches: Vec<_> = decision.changes.iter().map(|c| c.patch()).collect();
     let mut done = Vec::with_capacity(patches.len());

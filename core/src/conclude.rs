@@ -20,9 +20,8 @@ use crate::tiers::TierTable;
 pub enum Applied {
     /// `--dry-run`: nothing was tried.
     DryRun,
-    /// Per HPA patched, how it went. An HPA of the decision's changes that
-    /// is not here was never tried (the cluster was unreachable, the run
-    /// stopped).
+    /// Per HPA patched, how it went. A change of the decision that is not
+    /// here got no answer before the run had to stop.
     Results(Vec<(HpaRef, Result<(), String>)>),
 }
 
@@ -33,8 +32,10 @@ pub enum ChangeResult {
     Planned,
     Applied,
     Failed(String),
-    /// Never tried.
-    NotApplied,
+    /// No answer before the run had to stop (its deadline, a signal): the
+    /// patch may or may not have landed, so it counts as failed and the
+    /// next run converges it.
+    Unconfirmed,
 }
 
 impl std::fmt::Display for ChangeResult {
@@ -43,7 +44,9 @@ impl std::fmt::Display for ChangeResult {
             ChangeResult::Planned => f.write_str("planned"),
             ChangeResult::Applied => f.write_str("applied"),
             ChangeResult::Failed(e) => write!(f, "failed: {e}"),
-            ChangeResult::NotApplied => f.write_str("not applied"),
+            ChangeResult::Unconfirmed => {
+                f.write_str("not confirmed: no answer before the run had to stop")
+            }
         }
     }
 }
@@ -224,7 +227,7 @@ pub fn conclude(
             Applied::Results(r) => match r.iter().find(|(id, _)| *id == c.hpa) {
                 Some((_, Ok(()))) => ChangeResult::Applied,
                 Some((_, Err(e))) => ChangeResult::Failed(e.clone()),
-                None => ChangeResult::NotApplied,
+                None => ChangeResult::Unconfirmed,
             },
         })
         .collect();
@@ -233,7 +236,7 @@ pub fn conclude(
         .iter()
         .zip(&results)
         .filter_map(|(c, r)| match r {
-            ChangeResult::Failed(e) => Some(format!("{}: {e}", c.hpa)),
+            ChangeResult::Failed(_) | ChangeResult::Unconfirmed => Some(format!("{}: {r}", c.hpa)),
             _ => None,
         })
         .collect();
@@ -476,18 +479,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        let tiers = table();
-        Policy {
-            services: tiers.services().iter().map(|s| Hpa::test(s).id).collect(),
-            tiers,
-            headroom_percent: 0,
-            scale_down: SignedDuration::from_mins(30),
-            notify_repeat: SignedDuration::from_mins(60),
-            check_interval: SignedDuration::from_mins(5),
-            cluster: "test".into(),
-            schedules: Default::default(),
-            forecast: Default::default(),
-        }
+        Policy::test()
     }
 
     /// Every service at tier 600, annotated.

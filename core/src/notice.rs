@@ -155,7 +155,11 @@ fn slug(s: &str) -> String {
 /// How long a delivered notice keeps its repeats quiet: blocked and error
 /// notices `notify_repeat`; a pre-flight warning for the whole pre-flight
 /// period, that is, once per window occurrence.
-pub fn repeat_window(notice: &Notice, notify_repeat: SignedDuration, preflight: SignedDuration) -> SignedDuration {
+pub fn repeat_window(
+    notice: &Notice,
+    notify_repeat: SignedDuration,
+    preflight: SignedDuration,
+) -> SignedDuration {
     match notice {
         Notice::Preflight(_) => preflight.max(notify_repeat),
         _ => notify_repeat,

@@ -122,7 +122,12 @@ impl Floor {
 
 /// Every floor besides the metric need in force at `now`: an active hold,
 /// the highest active schedule window, and the forecast when it may act.
-pub fn floors(policy: &Policy, now: Timestamp, hold: Option<Hold>, fc: Option<&Forecast>) -> Vec<Floor> {
+pub fn floors(
+    policy: &Policy,
+    now: Timestamp,
+    hold: Option<Hold>,
+    fc: Option<&Forecast>,
+) -> Vec<Floor> {
     let mut floors: Vec<Floor> = Floor::of_hold(hold, now).into_iter().collect();
     floors.extend(policy.schedules.active(now).as_ref().map(Floor::of_window));
     if policy.forecast.mode == ForecastMode::Scale {
@@ -967,21 +972,8 @@ mod tests {
         Hpa::test("istio-ingress").id
     }
 
-    /// The built-in table over the six services of [`Hpa::test`], reference
-    /// `istio-ingress`, a 30-minute scale-down window.
     fn policy() -> Policy {
-        let tiers = table();
-        Policy {
-            services: tiers.services().iter().map(|s| Hpa::test(s).id).collect(),
-            tiers,
-            headroom_percent: 0,
-            scale_down: SignedDuration::from_mins(30),
-            notify_repeat: SignedDuration::from_mins(60),
-            check_interval: SignedDuration::from_mins(5),
-            cluster: "test".into(),
-            schedules: Default::default(),
-            forecast: Default::default(),
-        }
+        Policy::test()
     }
 
     fn all_allowed() -> Result<Allowance, String> {
@@ -1456,7 +1448,11 @@ mod tests {
         h.extend((1..=8).rev().map(|k| failed_read(3000, 5 * k)));
         let p = Case::users(10, 3000).history(h.clone()).run();
         assert_eq!((p.outcome(), p.target()), (Outcome::Held, Some(3000)));
-        assert!(matches!(p.held_by(), Some(HeldBy::FailedReading { .. })), "{:?}", p.held_by());
+        assert!(
+            matches!(p.held_by(), Some(HeldBy::FailedReading { .. })),
+            "{:?}",
+            p.held_by()
+        );
 
         // Good readings every five minutes from now on: the tier is kept
         // until the 30-minute window holds nothing but them.
@@ -1490,7 +1486,11 @@ mod tests {
         });
         let p = Case::users(100, 2000).history(h).run();
         assert_eq!(p.outcome(), Outcome::Held);
-        assert!(matches!(p.held_by(), Some(HeldBy::Gap { .. })), "{:?}", p.held_by());
+        assert!(
+            matches!(p.held_by(), Some(HeldBy::Gap { .. })),
+            "{:?}",
+            p.held_by()
+        );
     }
 
     #[test]

@@ -80,7 +80,9 @@ impl Policy {
     /// How far back the forecast reads users: its lookback and one more week.
     pub fn samples_span(&self) -> Option<SignedDuration> {
         (self.forecast.mode != ForecastMode::Off).then(|| {
-            SignedDuration::from_hours(24 * 7 * i64::from(self.forecast.settings.lookback_weeks + 1))
+            SignedDuration::from_hours(
+                24 * 7 * i64::from(self.forecast.settings.lookback_weeks + 1),
+            )
         })
     }
 
@@ -91,5 +93,31 @@ impl Policy {
             .iter()
             .find(|s| s.service == r)
             .expect("a validated policy's reference service is among its services")
+    }
+}
+
+#[cfg(any(test, feature = "fixtures"))]
+impl Policy {
+    /// Fixture: the built-in table over the six services of `Hpa::test`
+    /// (namespace `prod`), reference `istio-ingress`, the config's defaults
+    /// (30-minute scale-down, hourly repeats, 5-minute checks), no schedules,
+    /// no forecast.
+    pub fn test() -> Policy {
+        let tiers = crate::tiers::fixtures::table();
+        Policy {
+            services: tiers
+                .services()
+                .iter()
+                .map(|s| crate::hpa::Hpa::test(s).id)
+                .collect(),
+            tiers,
+            headroom_percent: 0,
+            scale_down: SignedDuration::from_mins(30),
+            notify_repeat: SignedDuration::from_mins(60),
+            check_interval: SignedDuration::from_mins(5),
+            cluster: "test".into(),
+            schedules: Schedules::default(),
+            forecast: ForecastPolicy::default(),
+        }
     }
 }

@@ -14,13 +14,13 @@
 --   INSERT   one row per run, and one per schema migration.
 --   UPDATE   never changes a row, but the INSERT ... ON DUPLICATE KEY UPDATE
 --            that makes writing a spooled record twice harmless requires it.
+--   ALTER    schema migration 2 (the forecast_capacity column and the index
+--            the forecast's history read is served from).
 --
--- Not needed: DELETE, DROP, ALTER, INDEX (the indexes are part of CREATE
+-- Not needed: DELETE, DROP, INDEX (indexes come with CREATE TABLE and ALTER
 -- TABLE), nor anything for GET_LOCK/RELEASE_LOCK, which any user may call.
--- A future release whose migration alters a table will say in its notes
--- which privilege to add.
 --
 -- REQUIRE SSL: the server refuses this user on a connection without TLS.
 CREATE DATABASE IF NOT EXISTS hpa_tier CHARACTER SET utf8mb4;
 CREATE USER 'hpa_tier'@'%' IDENTIFIED BY 'REPLACE-ME' REQUIRE SSL;
-GRANT CREATE, SELECT, INSERT, UPDATE ON hpa_tier.* TO 'hpa_tier'@'%';
+GRANT CREATE, SELECT, INSERT, UPDATE, ALTER ON hpa_tier.* TO 'hpa_tier'@'%';

@@ -28,7 +28,10 @@ pub(super) fn validate(raw: &RawConfig, doc: &Document) -> Result<ForecastPolicy
         "advise" => ForecastMode::Advise,
         "scale" => ForecastMode::Scale,
         other => {
-            return Err(err("mode", format!("`{other}` is not one of off, advise, scale")));
+            return Err(err(
+                "mode",
+                format!("`{other}` is not one of off, advise, scale"),
+            ));
         }
     };
     let mut s: Settings = policy.settings;
@@ -76,28 +79,53 @@ mod tests {
     #[test]
     fn the_forecast_is_off_unless_configured_and_takes_the_spec_defaults() {
         assert_eq!(parsed("").unwrap().policy.forecast.mode, ForecastMode::Off);
-        let f = parsed("forecast: { mode: advise }\n").unwrap().policy.forecast;
-        assert_eq!(f.mode, ForecastMode::Advise);
-        assert_eq!(
-            (f.settings.lookback_weeks, f.settings.horizon.as_mins(), f.settings.margin_percent),
-            (3, 20, 10)
-        );
-        let f = parsed("forecast: { mode: scale, lookback_weeks: 2, horizon: 30m, margin_percent: 5 }\n")
+        let f = parsed("forecast: { mode: advise }\n")
             .unwrap()
             .policy
             .forecast;
-        assert_eq!((f.mode, f.settings.lookback_weeks, f.settings.horizon.as_mins()), (ForecastMode::Scale, 2, 30));
+        assert_eq!(f.mode, ForecastMode::Advise);
+        assert_eq!(
+            (
+                f.settings.lookback_weeks,
+                f.settings.horizon.as_mins(),
+                f.settings.margin_percent
+            ),
+            (3, 20, 10)
+        );
+        let f = parsed(
+            "forecast: { mode: scale, lookback_weeks: 2, horizon: 30m, margin_percent: 5 }\n",
+        )
+        .unwrap()
+        .policy
+        .forecast;
+        assert_eq!(
+            (
+                f.mode,
+                f.settings.lookback_weeks,
+                f.settings.horizon.as_mins()
+            ),
+            (ForecastMode::Scale, 2, 30)
+        );
     }
 
     #[test]
     fn bad_forecast_settings_name_their_key() {
         for (extra, key) in [
             ("forecast: { mode: always }\n", "forecast.mode"),
-            ("forecast: { lookback_weeks: 9 }\n", "forecast.lookback_weeks"),
-            ("forecast: { lookback_weeks: 0 }\n", "forecast.lookback_weeks"),
+            (
+                "forecast: { lookback_weeks: 9 }\n",
+                "forecast.lookback_weeks",
+            ),
+            (
+                "forecast: { lookback_weeks: 0 }\n",
+                "forecast.lookback_weeks",
+            ),
             ("forecast: { horizon: 3d }\n", "forecast.horizon"),
             ("forecast: { horizon: soon }\n", "forecast.horizon"),
-            ("forecast: { margin_percent: 5000 }\n", "forecast.margin_percent"),
+            (
+                "forecast: { margin_percent: 5000 }\n",
+                "forecast.margin_percent",
+            ),
             ("forecast: { mode: scale, lookahead: 1h }\n", "lookahead"),
         ] {
             let e = parsed(extra).unwrap_err();

@@ -45,10 +45,19 @@ mod tests {
 
     #[test]
     fn schedules_are_validated_with_the_schedule_and_key_named() {
-        let e = err("schedules:\n  - { name: peak, cron: '0 19 * *', duration: 3h, capacity: 3000 }\n");
-        assert!(e.contains("schedules[peak].cron") && e.contains("line 6"), "{e}");
-        let e = err("schedules:\n  - { name: peak, cron: '0 19 * * *', duration: 3h, capacity: 2500 }\n");
-        assert!(e.contains("schedules[peak].capacity") && e.contains("3000"), "{e}");
+        let e =
+            err("schedules:\n  - { name: peak, cron: '0 19 * *', duration: 3h, capacity: 3000 }\n");
+        assert!(
+            e.contains("schedules[peak].cron") && e.contains("line 6"),
+            "{e}"
+        );
+        let e = err(
+            "schedules:\n  - { name: peak, cron: '0 19 * * *', duration: 3h, capacity: 2500 }\n",
+        );
+        assert!(
+            e.contains("schedules[peak].capacity") && e.contains("3000"),
+            "{e}"
+        );
         let e = err("timezone: Mars/Olympus\n");
         assert!(e.contains("timezone") && e.contains("Mars/Olympus"), "{e}");
         let e = err("skip_dates: ['2026-13-01']\n");

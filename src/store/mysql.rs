@@ -38,10 +38,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append; never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "hpa_tier_runs: one row per check/upgrade run",
-    statements: &["CREATE TABLE IF NOT EXISTS hpa_tier_runs (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "hpa_tier_runs: one row per check/upgrade run",
+        statements: &["CREATE TABLE IF NOT EXISTS hpa_tier_runs (
         id BIGINT NOT NULL AUTO_INCREMENT,
         run_id VARCHAR(255) NOT NULL,
         cluster VARCHAR(255) NOT NULL,
@@ -62,13 +63,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         KEY hpa_tier_runs_cluster_started (cluster, started_at),
         KEY hpa_tier_runs_cluster_command_started (cluster, command, started_at)
     ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4"],
-}, Migration {
-    version: 2,
-    description: "forecast_capacity; an index the forecast's history read is served from alone",
-    statements: &["ALTER TABLE hpa_tier_runs \
+    },
+    Migration {
+        version: 2,
+        description: "forecast_capacity; an index the forecast's history read is served from alone",
+        statements: &["ALTER TABLE hpa_tier_runs \
         ADD COLUMN forecast_capacity INT UNSIGNED NULL, \
         ADD KEY hpa_tier_runs_samples (cluster, command, started_at, users)"],
-}];
+    },
+];
 
 const COLUMNS: &str = "run_id, started_at, finished_at, command, users, needed_capacity, \
      from_capacity, to_capacity, outcome, message, detail, hold_until, notified, forecast_capacity";
@@ -257,7 +260,7 @@ fn hint(code: u16) -> &'static str {
         // The privileges of deploy/mysql/grants.sql (tests/it/e2e.rs holds
         // the two to the same list).
         1044 | 1142 | 1143 => {
-            " (grant the mysql_user CREATE, SELECT, INSERT and UPDATE on mysql_db, as \
+            " (grant the mysql_user CREATE, SELECT, INSERT, UPDATE and ALTER on mysql_db, as \
              deploy/mysql/grants.sql does)"
         }
         1049 => " (create the database named by mysql_db, or fix mysql_db)",
@@ -624,9 +627,10 @@ impl RunStore for MysqlStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let (at, users): (Value, Value) = mysql_async::from_row_opt(row)
-                    .map_err(|e| self.not_a_record(e.to_string()))?;
-                let at = timestamp_of(&at).map_err(|e| self.not_a_record(format!("started_at: {e}")))?;
+                let (at, users): (Value, Value) =
+                    mysql_async::from_row_opt(row).map_err(|e| self.not_a_record(e.to_string()))?;
+                let at =
+                    timestamp_of(&at).map_err(|e| self.not_a_record(format!("started_at: {e}")))?;
                 let users = mysql_async::from_value_opt::<u32>(users)
                     .map_err(|e| self.not_a_record(format!("users: {e}")))?;
                 Ok((at, users))

@@ -90,9 +90,18 @@ mod tests {
         // 12:00 UTC is 20:00 in Shanghai: the 19:00 window runs until 22:00.
         let now: Timestamp = "2026-12-14T12:00:00Z".parse().unwrap();
         let allow: Allowance = [(3000, vec![])].into_iter().collect();
-        let rows = upcoming(&schedules(), now, SignedDuration::from_hours(48), Some(&allow));
+        let rows = upcoming(
+            &schedules(),
+            now,
+            SignedDuration::from_hours(48),
+            Some(&allow),
+        );
         assert_eq!(rows.len(), 3, "{rows:?}");
-        assert!(rows[0].active && rows[0].local_start == "2026-12-14 19:00 CST", "{:?}", rows[0]);
+        assert!(
+            rows[0].active && rows[0].local_start == "2026-12-14 19:00 CST",
+            "{:?}",
+            rows[0]
+        );
         assert_eq!(rows[0].start.to_string(), "2026-12-14T11:00:00Z");
         assert_eq!(rows[1].local_start, "2026-12-15 19:00 CST");
         assert!(!rows[1].active);
