@@ -141,6 +141,9 @@ pub fn run_table(r: &RunReport) -> String {
             ));
         }
     }
+    for w in &r.warnings {
+        out.push_str(&format!("  WARNING: {w}\n"));
+    }
     if !r.notices.is_empty() {
         let n: Vec<String> = r
             .notices

@@ -186,6 +186,8 @@ pub struct RunReport {
     pub floors: Vec<Floor>,
     pub decided_by: Option<FloorReason>,
     pub errors: Vec<String>,
+    /// What a person should know that changed nothing by itself.
+    pub warnings: Vec<String>,
     pub notices: Vec<NoticeReport>,
     /// Where the run record went.
     pub record: String,
@@ -400,6 +402,7 @@ impl Conclusion {
             "preflight": d.preflight,
             "decided_by": d.need.as_ref().map(|n| &n.decided_by),
             "errors": d.errors(),
+            "warnings": d.warnings,
             "notices": notices,
         });
         RunRecord {
@@ -456,6 +459,7 @@ impl Conclusion {
                 .unwrap_or_default(),
             decided_by: d.need.as_ref().map(|n| n.decided_by.clone()),
             errors: d.errors(),
+            warnings: d.warnings.clone(),
             notices,
             record: recorded.to_string(),
             exit_code: completion.exit_code(),

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::tiers::Replicas;
+
 /// Annotation written on every managed HPA on a tier change; it lets the next
 /// run tell the tier even when two tiers share the reference service's value.
 pub const CAPACITY_ANNOTATION: &str = "hpa-tier/capacity";
@@ -56,6 +58,69 @@ pub struct HpaPatch {
     pub max: Option<u32>,
     /// Written to the `hpa-tier/capacity` annotation.
     pub capacity: u32,
+    pub intent: Intent,
+    /// The tier's replicas for this HPA's service, to plan again from.
+    pub tier: Replicas,
+}
+
+/// How a patch treats the values it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// A tier change or an `upgrade`: exactly the tier's values.
+    Exact,
+    /// Between tier changes: raise what is below the tier, lower nothing.
+    RaiseOnly,
+}
+
+/// What an HPA becomes under `intent` in a tier with `tier` replicas:
+/// `(min, max, why max had to be raised)`. maxReplicas is never set below
+/// minReplicas, nor below the replicas running now: a tier whose explicit
+/// `max` is lower would make the HPA controller kill serving pods, so the
+/// max is kept at the running count for this patch and the reason said.
+pub fn target(tier: Replicas, hpa: &Hpa, intent: Intent) -> (u32, u32, Option<String>) {
+    let (mut min, mut max) = match intent {
+        Intent::Exact => (tier.min, tier.max.unwrap_or(hpa.max.max(tier.min))),
+        Intent::RaiseOnly => (
+            hpa.min.max(tier.min),
+            hpa.max.max(tier.max.unwrap_or(tier.min)),
+        ),
+    };
+    min = min.max(1);
+    let mut why = None;
+    // Only a max the tier states can be a slip of ours; otherwise the max
+    // found stays or rises, and whatever runs above it is not our doing.
+    let ours = intent == Intent::Exact && tier.max.is_some();
+    if let Some(running) = hpa.current_replicas.filter(|r| ours && *r > max) {
+        why = Some(format!(
+            "{}: the tier's maxReplicas {max} is below the {running} replicas running; \
+             kept maxReplicas at {running} for this change (raise the tier's max, or lower it \
+             deliberately with kubectl)",
+            hpa.id
+        ));
+        max = running;
+    }
+    (min, max.max(min), why)
+}
+
+impl HpaPatch {
+    /// The patch again, planned from the HPA as re-read after a conflict:
+    /// someone else wrote it in between. An exact patch still sets the
+    /// tier's values; a raise-only patch keeps whatever was raised
+    /// meanwhile. `None`: the HPA already is what the patch wanted.
+    pub fn replan(&self, reread: &Hpa) -> Option<HpaPatch> {
+        let (min, max, _) = target(self.tier, reread, self.intent);
+        let annotated =
+            reread.capacity_annotation.as_deref() == Some(self.capacity.to_string().as_str());
+        if min == reread.min && max == reread.max && annotated {
+            return None;
+        }
+        Some(HpaPatch {
+            min,
+            max: (max != reread.max).then_some(max),
+            ..self.clone()
+        })
+    }
 }
 
 #[cfg(any(test, feature = "fixtures"))]
@@ -88,5 +153,73 @@ impl Hpa {
     pub fn annotated(mut self, capacity: u32) -> Self {
         self.capacity_annotation = Some(capacity.to_string());
         self
+    }
+    pub fn running(mut self, replicas: u32) -> Self {
+        self.current_replicas = Some(replicas);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(min: u32, max: Option<u32>) -> Replicas {
+        Replicas { min, max }
+    }
+
+    fn patch(intent: Intent, t: Replicas) -> HpaPatch {
+        HpaPatch {
+            id: Hpa::test("web").id,
+            min: t.min,
+            max: t.max,
+            capacity: 2000,
+            intent,
+            tier: t,
+        }
+    }
+
+    #[test]
+    fn targets_raise_max_to_min_and_never_below_the_running_replicas() {
+        let h = Hpa::test("web").min(2).max(10).running(4);
+        assert_eq!(target(tier(6, None), &h, Intent::Exact), (6, 10, None));
+        assert_eq!(target(tier(12, None), &h, Intent::Exact), (12, 12, None));
+        assert_eq!(target(tier(2, Some(20)), &h, Intent::Exact), (2, 20, None));
+        let busy = Hpa::test("web").min(2).max(20).running(14);
+        let (min, max, why) = target(tier(6, Some(10)), &busy, Intent::Exact);
+        assert_eq!((min, max), (6, 14));
+        let why = why.unwrap();
+        assert!(
+            why.contains("maxReplicas 10 is below the 14 replicas running"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn raise_only_lowers_nothing() {
+        let h = Hpa::test("web").min(9).max(30);
+        assert_eq!(
+            target(tier(6, Some(20)), &h, Intent::RaiseOnly),
+            (9, 30, None)
+        );
+        let low = Hpa::test("web").min(1).max(3);
+        assert_eq!(target(tier(6, None), &low, Intent::RaiseOnly), (6, 6, None));
+    }
+
+    #[test]
+    fn a_conflict_is_planned_again_from_what_was_reread() {
+        let t = tier(6, None);
+        // Between tier changes someone raised web to 9 meanwhile: kept.
+        let raised = Hpa::test("web").min(9).max(10).annotated(2000);
+        assert_eq!(patch(Intent::RaiseOnly, t).replan(&raised), None);
+        // Someone lowered it to 3 meanwhile: raised again to the tier.
+        let lowered = Hpa::test("web").min(3).max(10).annotated(2000);
+        let p = patch(Intent::RaiseOnly, t).replan(&lowered).unwrap();
+        assert_eq!((p.min, p.max), (6, None));
+        // A tier change sets the tier's values whatever was found; a max
+        // lowered meanwhile below min is raised with it.
+        let other = Hpa::test("web").min(9).max(4).annotated(600);
+        let p = patch(Intent::Exact, t).replan(&other).unwrap();
+        assert_eq!((p.min, p.max, p.capacity), (6, Some(6), 2000));
     }
 }

@@ -16,13 +16,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::forecast::{self, Forecast};
-use crate::hpa::{Hpa, HpaPatch, HpaRef};
+use crate::hpa::{self, Hpa, HpaPatch, HpaRef, Intent};
 use crate::notice::{Notice, Preflight};
 use crate::policy::{ForecastMode, Policy};
 use crate::prereq::{Allowance, Shortfall};
 use crate::record::{CommandKind, Hold, Outcome, RunRecord};
 use crate::schedule::Occurrence;
-use crate::tiers::{Tier, TierTable};
+use crate::tiers::{Replicas, Tier, TierTable};
 
 /// What the run was asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,6 +197,10 @@ pub struct Change {
     pub to_min: u32,
     pub to_max: u32,
     pub capacity: u32,
+    #[serde(skip)]
+    pub intent: Intent,
+    #[serde(skip)]
+    pub tier: Replicas,
 }
 
 impl Change {
@@ -207,6 +211,8 @@ impl Change {
             min: self.to_min,
             max: (self.to_max != self.from_max).then_some(self.to_max),
             capacity: self.capacity,
+            intent: self.intent,
+            tier: self.tier,
         }
     }
 }
@@ -316,6 +322,9 @@ pub struct Decision {
     /// Schedule windows starting within `preflight_hours` whose tier the
     /// prerequisites read now do not allow.
     pub preflight: Vec<Preflight>,
+    /// What a person should know that changes nothing by itself (a tier's
+    /// max kept at the running replicas).
+    pub warnings: Vec<String>,
 }
 
 /// The current tier from the reference HPA (README, "How it decides": current tier).
@@ -378,6 +387,7 @@ pub fn decide(inp: &Inputs) -> Decision {
         scale_down: inp.policy.scale_down,
         forecast: None,
         preflight: vec![],
+        warnings: vec![],
     };
     let reference = inp.policy.reference();
     let Some(found) = inp.hpas.iter().find(|h| h.id == *reference) else {
@@ -437,13 +447,14 @@ pub fn decide(inp: &Inputs) -> Decision {
         .tiers
         .get(target)
         .unwrap_or(inp.policy.tiers.floor());
-    (d.changes, d.above) = match &d.verdict {
-        Verdict::Failed(_) | Verdict::Refused(_) => (vec![], vec![]),
-        _ if target != current.capacity || d.command == CommandKind::Upgrade => {
-            (set_exactly(tier, inp.hpas), vec![])
-        }
-        _ => converge(tier, inp.hpas),
+    let intent = if target != current.capacity || d.command == CommandKind::Upgrade {
+        Intent::Exact
+    } else {
+        Intent::RaiseOnly
     };
+    if !matches!(d.verdict, Verdict::Failed(_) | Verdict::Refused(_)) {
+        (d.changes, d.above, d.warnings) = changes(tier, inp.hpas, intent);
+    }
     d
 }
 
@@ -672,57 +683,41 @@ fn read_users(r: &RunRecord) -> bool {
     r.users.is_some() && r.needed_capacity.is_some()
 }
 
-/// What an HPA must look like in `tier`: its min, and its max raised to the
-/// tier's max, or at least to min.
-fn wanted(tier: &Tier, hpa: &Hpa) -> (u32, u32) {
-    match tier.replicas_of(&hpa.id.service) {
-        Some(r) => (r.min, r.max.unwrap_or(hpa.max.max(r.min))),
+/// The patches that bring every HPA to `tier` under `intent`, the HPAs
+/// left above it (raise-only), and why a max had to be kept higher.
+fn changes(tier: &Tier, hpas: &[Hpa], intent: Intent) -> (Vec<Change>, Vec<Above>, Vec<String>) {
+    let capacity = tier.capacity.to_string();
+    let (mut changes, mut above, mut warnings) = (vec![], vec![], vec![]);
+    for h in hpas {
         // A validated policy names every managed service in every tier; an
         // HPA outside the table is left exactly as it is.
-        None => (hpa.min, hpa.max),
-    }
-}
-
-fn change(hpa: &Hpa, min: u32, max: u32, capacity: u32) -> Change {
-    Change {
-        hpa: hpa.id.clone(),
-        from_min: hpa.min,
-        from_max: hpa.max,
-        to_min: min,
-        to_max: max,
-        capacity,
-    }
-}
-
-/// Patches that put every HPA exactly at `tier` (a tier change or an upgrade).
-fn set_exactly(tier: &Tier, hpas: &[Hpa]) -> Vec<Change> {
-    let capacity = tier.capacity.to_string();
-    hpas.iter()
-        .filter_map(|h| {
-            let (min, max) = wanted(tier, h);
-            let annotated = h.capacity_annotation.as_deref() == Some(capacity.as_str());
-            (h.min != min || h.max != max || !annotated).then(|| change(h, min, max, tier.capacity))
-        })
-        .collect()
-}
-
-/// Between tier changes: raise HPAs found below the tier, report those above.
-fn converge(tier: &Tier, hpas: &[Hpa]) -> (Vec<Change>, Vec<Above>) {
-    let mut changes = vec![];
-    let mut above = vec![];
-    for h in hpas {
-        let (min, max) = wanted(tier, h);
-        if h.min < min || h.max < max {
-            changes.push(change(h, h.min.max(min), h.max.max(max), tier.capacity));
-        } else if h.min > min {
+        let Some(r) = tier.replicas_of(&h.id.service) else {
+            continue;
+        };
+        let (min, max, why) = hpa::target(r, h, intent);
+        let annotated = h.capacity_annotation.as_deref() == Some(capacity.as_str());
+        let differs = h.min != min || h.max != max;
+        if differs || (intent == Intent::Exact && !annotated) {
+            changes.push(Change {
+                hpa: h.id.clone(),
+                from_min: h.min,
+                from_max: h.max,
+                to_min: min,
+                to_max: max,
+                capacity: tier.capacity,
+                intent,
+                tier: r,
+            });
+            warnings.extend(why);
+        } else if intent == Intent::RaiseOnly && h.min > r.min {
             above.push(Above {
                 hpa: h.id.clone(),
                 min: h.min,
-                tier_min: min,
+                tier_min: r.min,
             });
         }
     }
-    (changes, above)
+    (changes, above, warnings)
 }
 
 impl Decision {

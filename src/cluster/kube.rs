@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 use super::{Cluster, ClusterError};
 use crate::config::KubeSettings;
 use hpa_tier_core::hpa::{CAPACITY_ANNOTATION, Condition, Hpa, HpaPatch, HpaRef};
+#[cfg(test)]
+use hpa_tier_core::{hpa::Intent, tiers::Replicas};
 
 /// Requests in flight at once. The largest deployment (ten namespaces × six
 /// services) fits in one wave; an API server takes this without throttling.
@@ -179,17 +181,17 @@ impl KubeCluster {
         self.get(id).await.map(|(hpa, _)| hpa)
     }
 
-    async fn patch_one(&self, p: &HpaPatch) -> Result<Hpa, ClusterError> {
-        let id = &p.id;
+    async fn patch_one(&self, planned: &HpaPatch) -> Result<Hpa, ClusterError> {
+        let id = &planned.id;
         let mut rv = match self.last_seen(id) {
             Some(rv) => rv,
             None => self.get(id).await?.1,
         };
-        let mut max = p.max;
+        let mut p = planned.clone();
         let api = self.api(id);
         let mut attempt = 1;
         loop {
-            let body = merge_patch(p, &rv, max);
+            let body = merge_patch(&p, &rv, p.max);
             let answer = self
                 .call(api.patch(&id.name, &PatchParams::default(), &Patch::Merge(&body)))
                 .await;
@@ -208,10 +210,12 @@ impl KubeCluster {
                     tracing::info!(hpa = %id, attempt, "conflict: someone else changed the HPA; reading it again");
                     let (fresh, fresh_rv) = self.get(id).await?;
                     rv = fresh_rv;
-                    // The other writer may have lowered maxReplicas below our
-                    // min; the API server would refuse min > max.
-                    if p.max.is_none() && fresh.max < p.min {
-                        max = Some(p.min);
+                    // Planned again from what the other writer left: a value
+                    // raised meanwhile is kept between tier changes, and a
+                    // max lowered below our min is raised with it.
+                    match planned.replan(&fresh) {
+                        Some(again) => p = again,
+                        None => return Ok(fresh),
                     }
                     attempt += 1;
                 }
@@ -720,6 +724,8 @@ mod tests {
             min: 6,
             max: None,
             capacity: 2000,
+            intent: Intent::Exact,
+            tier: Replicas { min: 6, max: None },
         };
         assert_eq!(
             merge_patch(&p, "41", None),

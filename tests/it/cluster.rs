@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use hpa_tier::cluster::kube::KubeCluster;
 use hpa_tier::cluster::{Cluster, ClusterError};
 use hpa_tier::config::KubeSettings;
-use hpa_tier_core::hpa::{HpaPatch, HpaRef};
+use hpa_tier_core::hpa::{HpaPatch, HpaRef, Intent};
+use hpa_tier_core::tiers::Replicas;
 use hpa_tier_standins::kube::{
     EXAMPLE_SERVICES, Fault, HpaSeed, KubeAuth, KubeStandin, LoggedRequest, example_hpas,
     replicated_hpas, write_exec_plugin,
@@ -52,6 +53,11 @@ fn tier_1000(refs: &[HpaRef]) -> Vec<HpaPatch> {
             min: min(&r.service),
             max: None,
             capacity: 1000,
+            intent: Intent::Exact,
+            tier: Replicas {
+                min: min(&r.service),
+                max: None,
+            },
         })
         .collect()
 }
@@ -330,6 +336,8 @@ async fn a_concurrent_edit_conflicts_and_the_retry_keeps_max_at_least_min() {
             min: 3,
             max: None,
             capacity: 1000,
+            intent: Intent::Exact,
+            tier: Replicas { min: 3, max: None },
         }])
         .await;
 
@@ -513,6 +521,8 @@ async fn min_above_max_gets_the_api_servers_own_422_message() {
             min: 12,
             max: None,
             capacity: 3000,
+            intent: Intent::Exact,
+            tier: Replicas { min: 12, max: None },
         }])
         .await;
     assert_eq!(
@@ -596,6 +606,8 @@ async fn sixty_hpas_read_and_patch_in_about_one_round_trip_each() {
             min: 3,
             max: None,
             capacity: 1000,
+            intent: Intent::Exact,
+            tier: Replicas { min: 3, max: None },
         })
         .collect();
     let started = Instant::now();
