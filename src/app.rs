@@ -25,7 +25,7 @@ use hpa_tier_core::record::{CommandKind, RunRecord, active_hold};
 use hpa_tier_core::schedule;
 use hpa_tier_core::status::{StatusInputs, StatusReport};
 
-use crate::budget::{Budget, bounded, within};
+use crate::budget::{self, Budget, Stopped, bounded, within};
 use crate::cli::{Cli, Command, Output};
 use crate::cluster::kube::Kube;
 use crate::cluster::{Cluster, ClusterError};
@@ -189,11 +189,14 @@ fn block_on<F: Future<Output = anyhow::Result<Completion>>>(
         .context("starting the async runtime")?;
     let result = rt.block_on(async {
         let budget = Budget::start(config.timeout);
+        budget.stop_on_signals();
+        // The phases stop themselves at the deadline and still record; this
+        // is the net under that, should the record or a close hang.
         let limit = budget.total(tokio::time::Instant::now());
-        match tokio::time::timeout_at(budget.deadline(), run(budget)).await {
+        match tokio::time::timeout(limit, run(budget)).await {
             Ok(r) => r,
             Err(_) => Err(anyhow::anyhow!(
-                "the run did not finish within its deadline of {}s; \
+                "the run did not end within {}s, its deadline with the time to record; \
                  whatever was in flight was abandoned",
                 limit.as_secs()
             )),
@@ -239,7 +242,12 @@ where
     N: Notifier,
 {
     let started = Timestamp::now();
-    let g = gather(a, policy, request, mode.dry_run, started, budget).await;
+    let g = tokio::select! {
+        g = gather(a, policy, request, mode.dry_run, started, &budget) => g,
+        why = budget.until_stopped() => {
+            return stopped_early(a, policy, request, mode, &budget, started, why).await;
+        }
+    };
     info!(
         elapsed_ms = Timestamp::now().duration_since(started).as_millis(),
         "gathered"
@@ -247,12 +255,12 @@ where
     match &g.locked {
         Ok(true) => {}
         Ok(false) => {
-            g.store.close().await;
+            close(g.store).await;
             return lock_lost(policy, request, mode.output);
         }
         Err(e) => {
             let e = anyhow::anyhow!("cannot take the run lock: {e}; nothing was done");
-            g.store.close().await;
+            close(g.store).await;
             return Err(e);
         }
     }
@@ -262,28 +270,59 @@ where
         "{}",
         decision.message()
     );
-
     let applied = if mode.dry_run {
         Applied::DryRun
     } else {
-        apply(&a.cluster, &decision, budget).await
+        apply(&a.cluster, &decision, &budget).await
     };
-    let conclusion = conclude::conclude(decision, applied, &policy.tiers, started);
+    let mut conclusion = conclude::conclude(decision, applied, &policy.tiers, started);
     let notices = if mode.dry_run {
         let dry = |n: &Notice| NoticeReport::new(n, NoticeStatus::DryRun);
         conclusion.notices.iter().map(dry).collect()
     } else {
         let history = g.history.as_deref().ok();
+        let notices = &conclusion.notices;
         notify(
             a.notifier.as_ref(),
-            &conclusion.notices,
+            notices,
             history,
             started,
             policy,
-            budget,
+            &budget,
         )
         .await
     };
+    if let Some(why) = budget.stopped() {
+        conclusion = conclusion.stopped(why);
+    }
+    let done = finish(
+        &g.store,
+        conclusion,
+        notices,
+        &g.observed,
+        policy,
+        mode,
+        &budget,
+        started,
+    )
+    .await;
+    close(g.store).await;
+    done
+}
+
+/// Record, close, print: the end of every run that decided, however it
+/// was stopped.
+#[allow(clippy::too_many_arguments)]
+async fn finish<S: RunStore>(
+    store: &S,
+    conclusion: conclude::Conclusion,
+    notices: Vec<NoticeReport>,
+    observed: &Result<Observed, String>,
+    policy: &Policy,
+    mode: Mode,
+    budget: &Budget,
+    started: Timestamp,
+) -> anyhow::Result<Completion> {
     let recorded = if mode.dry_run {
         Recorded::DryRun
     } else {
@@ -292,15 +331,85 @@ where
             started,
             finished: Timestamp::now(),
         };
-        record(&g.store, &conclusion.record(&facts, &notices, &g.observed)).await
+        let rec = conclusion.record(&facts, &notices, observed);
+        record(store, &rec, budget.record()).await
     };
-    g.store.close().await;
     let (report, done) = conclusion.report(&policy.cluster, notices, &recorded);
-    match mode.output {
-        Output::Table => print!("{}", output::run_table(&report)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
+    print_run(&report, mode.output)?;
     Ok(done)
+}
+
+/// Stopped before the gather phase ended: nothing was decided or changed,
+/// and that is recorded — into a store opened afresh, since the gather's
+/// own may be what hung.
+async fn stopped_early<U, C, P, O, N>(
+    a: &Adapters<U, C, P, O, N>,
+    policy: &Policy,
+    request: Request,
+    mode: Mode,
+    budget: &Budget,
+    started: Timestamp,
+    why: Stopped,
+) -> anyhow::Result<Completion>
+where
+    O: OpenStore,
+{
+    warn!("{why} before the run could decide: recording that nothing was done");
+    let decision = Decision::stopped(request_kind(request), &why.to_string(), policy);
+    let conclusion = conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started)
+        .stopped(&why);
+    let unknown = Err("not read: the run was stopped".to_string());
+    let Ok(store) = tokio::time::timeout(budget.record(), a.store.open(!mode.dry_run)).await else {
+        let (report, done) = conclusion.report(
+            &policy.cluster,
+            vec![],
+            &Recorded::Lost("the store did not open in time".into()),
+        );
+        print_run(&report, mode.output)?;
+        return Ok(done);
+    };
+    let done = finish(
+        &store,
+        conclusion,
+        vec![],
+        &unknown,
+        policy,
+        mode,
+        budget,
+        started,
+    )
+    .await;
+    close(store).await;
+    done
+}
+
+fn request_kind(request: Request) -> CommandKind {
+    match request {
+        Request::Check => CommandKind::Check,
+        Request::Upgrade { .. } => CommandKind::Upgrade,
+    }
+}
+
+fn print_run(report: &conclude::RunReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Table => print!("{}", output::run_table(report)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    Ok(())
+}
+
+/// Releases the lock and the connections; a store that hangs on it does
+/// not keep the run alive (the server drops the lock with the connection).
+async fn close<S: RunStore>(store: S) {
+    if tokio::time::timeout(budget::CLOSE, store.close())
+        .await
+        .is_err()
+    {
+        warn!(
+            "closing the run store took longer than {}s; left to the server",
+            budget::CLOSE.as_secs()
+        );
+    }
 }
 
 /// Everything independent at once: users ∥ HPAs ∥ AWS ∥ store (open, lock,
@@ -311,7 +420,7 @@ async fn gather<U, C, P, O, N>(
     request: Request,
     dry_run: bool,
     now: Timestamp,
-    budget: Budget,
+    budget: &Budget,
 ) -> Gathered<O::Store>
 where
     U: MetricSource,
@@ -511,7 +620,7 @@ fn lock_lost(policy: &Policy, request: Request, output: Output) -> anyhow::Resul
 /// Every patch concurrently, each result kept as it arrives: when the phase
 /// runs out of time, what was confirmed is still known (the rest is
 /// reported as not confirmed).
-async fn apply(cluster: &impl Cluster, decision: &Decision, budget: Budget) -> Applied {
+async fn apply(cluster: &impl Cluster, decision: &Decision, budget: &Budget) -> Applied {
     let patches: Vec<_> = decision.changes.iter().map(|c| c.patch()).collect();
     let mut done = Vec::with_capacity(patches.len());
     let calls = patches.iter().map(|p| async move {
@@ -525,11 +634,16 @@ async fn apply(cluster: &impl Cluster, decision: &Decision, budget: Budget) -> A
             done.push(r);
         }
     };
-    if tokio::time::timeout(limit, collect).await.is_err() {
-        warn!(
-            limit_s = limit.as_secs(),
-            "the HPA patches did not all answer in time; the rest are not confirmed"
-        );
+    tokio::select! {
+        r = tokio::time::timeout(limit, collect) => if r.is_err() {
+            warn!(
+                limit_s = limit.as_secs(),
+                "the HPA patches did not all answer in time; the rest are not confirmed"
+            );
+        },
+        why = budget.until_stopped() => {
+            warn!("{why} while patching; the patches without an answer are not confirmed");
+        }
     }
     Applied::Results(done)
 }
@@ -542,7 +656,7 @@ async fn notify<N: Notifier>(
     history: Option<&[RunRecord]>,
     now: Timestamp,
     policy: &Policy,
-    budget: Budget,
+    budget: &Budget,
 ) -> Vec<NoticeReport> {
     let limit = budget.notify();
     let sends = notices.iter().map(|n| async move {
@@ -563,16 +677,25 @@ async fn notify<N: Notifier>(
         }
         NoticeReport::new(n, status)
     });
-    futures::future::join_all(sends).await
+    let all = futures::future::join_all(sends);
+    tokio::select! {
+        sent = all => sent,
+        why = budget.until_stopped() => {
+            // Some may have gone out; marked failed, they are tried again by
+            // the next run rather than lost.
+            let failed = NoticeStatus::Failed(format!("not confirmed: {why}"));
+            notices.iter().map(|n| NoticeReport::new(n, failed.clone())).collect()
+        }
+    }
 }
 
-async fn record(store: &impl RunStore, rec: &RunRecord) -> Recorded {
-    match store.record(rec).await {
+async fn record(store: &impl RunStore, rec: &RunRecord, limit: Duration) -> Recorded {
+    match within(limit, "the run store", store.record(rec)).await {
         Ok(store::Recorded::Stored) => Recorded::Stored(store.describe()),
         Ok(store::Recorded::Spooled) => Recorded::Spooled(store.spool_location()),
         Err(e) => {
             warn!("the run record was lost: {e}");
-            Recorded::Lost(e.to_string())
+            Recorded::Lost(e)
         }
     }
 }

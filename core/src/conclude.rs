@@ -211,6 +211,8 @@ pub struct Conclusion {
     /// `upgrade --hold` that took effect: later checks stay at or above the
     /// tier until then.
     pub hold_until: Option<Timestamp>,
+    /// What stopped the run before it was done (its deadline, a signal).
+    pub stopped: Option<String>,
 }
 
 /// Folds what applying produced into the decision. Pure.
@@ -298,6 +300,7 @@ pub fn conclude(
         notices,
         message,
         hold_until,
+        stopped: None,
     }
 }
 
@@ -344,6 +347,17 @@ pub struct RunFacts {
 }
 
 impl Conclusion {
+    /// The run was stopped (after applying, maybe while notifying): it
+    /// says so, and cron sees a failure whatever was done.
+    pub fn stopped(mut self, why: impl std::fmt::Display) -> Self {
+        let why = why.to_string();
+        if !self.message.contains(&why) {
+            self.message = format!("{}; stopped: {why}", self.message);
+        }
+        self.stopped = Some(why);
+        self
+    }
+
     /// Whether cron must see a failure: an error, a partial apply, a record
     /// not where it belongs; exit 3 for a refused `upgrade`.
     pub fn completion(&self, recorded: &Recorded) -> Completion {
@@ -351,6 +365,7 @@ impl Conclusion {
             Completion::Refused
         } else if matches!(self.outcome, Outcome::Error | Outcome::Partial)
             || matches!(recorded, Recorded::Spooled(_) | Recorded::Lost(_))
+            || self.stopped.is_some()
         {
             Completion::Failed
         } else {
@@ -403,6 +418,7 @@ impl Conclusion {
             "decided_by": d.need.as_ref().map(|n| &n.decided_by),
             "errors": d.errors(),
             "warnings": d.warnings,
+            "stopped": self.stopped,
             "notices": notices,
         });
         RunRecord {

@@ -632,7 +632,7 @@ fn scale_down(inp: &Inputs, current: u32, wants: u32) -> Result<u32, HeldBy> {
             highest = highest.max(needed);
         }
     }
-    covered(&in_window, window_start, inp.now, inp.policy.check_interval)?;
+    covered(history, window_start, inp.now, inp.policy.check_interval)?;
     // A record may name a capacity the table no longer has; step to the
     // smallest tier that holds it.
     Ok(inp
@@ -648,25 +648,41 @@ fn scale_down(inp: &Inputs, current: u32, wants: u32) -> Result<u32, HeldBy> {
 /// The coverage rule: a scale-down needs evidence for the whole window. A
 /// run that read no users there (a metric outage, an unreadable reference
 /// HPA) is not evidence of a lower need, and neither is silence: no two
-/// successful readings — from the window's start to now — may lie more
-/// than twice `check_time` apart. A run that read users but failed later
-/// (AWS unreadable, a patch failed) still counts: its reading was good.
+/// consecutive successful readings — from the last one at or before the
+/// window's start, through the window, to now — may lie more than twice
+/// `check_time` apart. A run that read users but failed later (AWS
+/// unreadable, a patch failed) still counts: its reading was good.
 fn covered(
-    in_window: &[&RunRecord],
+    history: &[RunRecord],
     window_start: Timestamp,
     now: Timestamp,
     check_interval: SignedDuration,
 ) -> Result<(), HeldBy> {
     // An `upgrade` reads no users; it is the operator's word, not a reading.
-    let checks = in_window.iter().filter(|r| r.command == CommandKind::Check);
-    if let Some(r) = checks.clone().find(|r| !read_users(r)) {
+    let checks = history
+        .iter()
+        .filter(|r| r.command == CommandKind::Check && r.started_at <= now);
+    if let Some(r) = checks
+        .clone()
+        .find(|r| r.started_at >= window_start && !read_users(r))
+    {
         return Err(HeldBy::FailedReading { at: r.started_at });
     }
-    let max_gap = check_interval * 2;
-    let mut readings: Vec<Timestamp> = checks.map(|r| r.started_at).collect();
+    let mut readings: Vec<Timestamp> = checks
+        .filter(|r| read_users(r))
+        .map(|r| r.started_at)
+        .collect();
     readings.sort();
-    let mut previous = window_start;
-    for at in readings.into_iter().chain([now]) {
+    let first = readings.partition_point(|t| *t <= window_start);
+    let Some(start) = first.checked_sub(1).map(|i| readings[i]) else {
+        return Err(HeldBy::Gap {
+            from: window_start,
+            until: readings.first().copied().unwrap_or(now),
+        });
+    };
+    let max_gap = check_interval * 2;
+    let mut previous = start;
+    for at in readings[first..].iter().copied().chain([now]) {
         if at.duration_since(previous) > max_gap {
             return Err(HeldBy::Gap {
                 from: previous,
@@ -721,6 +737,30 @@ fn changes(tier: &Tier, hpas: &[Hpa], intent: Intent) -> (Vec<Change>, Vec<Above
 }
 
 impl Decision {
+    /// A run stopped before it could decide (its deadline, a signal):
+    /// nothing was changed, and the record says why.
+    pub fn stopped(command: CommandKind, why: &str, policy: &Policy) -> Decision {
+        Decision {
+            command,
+            users: None,
+            current: None,
+            need: None,
+            verdict: Verdict::Failed(Failure {
+                what: "the run".into(),
+                message: format!("stopped before it could decide: {why}"),
+            }),
+            changes: vec![],
+            above: vec![],
+            unreadable: vec![],
+            hold: None,
+            force: false,
+            scale_down: policy.scale_down,
+            forecast: None,
+            preflight: vec![],
+            warnings: vec![],
+        }
+    }
+
     /// The tier after this run if every patch succeeds.
     pub fn target(&self) -> Option<u32> {
         let current = self.current.map(|c| c.capacity);
@@ -1520,8 +1560,15 @@ mod tests {
             h.sort_by_key(|r| r.started_at);
             h
         };
+        let resumed = {
+            // silent from 100 to 26 minutes ago: the window's start is not covered.
+            let mut h = steady(600, 2000, 100);
+            h.retain(|r| !(26..100).contains(&now().duration_since(r.started_at).as_mins()));
+            h
+        };
         let cases = [
             ("every reading good", ok, true),
+            ("readings resumed inside the window", resumed, false),
             ("silence up to now", stale, false),
             ("a run that failed after reading", late_error, true),
             ("one late run", jitter, true),

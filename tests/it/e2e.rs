@@ -282,6 +282,19 @@ state_file: "{state}"
         ));
     }
 
+    /// Five minutes pass, then cron runs `check`: `runs` times. The
+    /// outcome of each run, in order.
+    fn check_every_five_minutes(&self, runs: usize) -> Vec<String> {
+        (0..runs)
+            .map(|_| {
+                self.age_records(5);
+                let o = self.run(&["check"]);
+                assert_eq!(code(&o), 0, "{}", show(&o));
+                self.rows().last().unwrap().outcome.clone()
+            })
+            .collect()
+    }
+
     fn feishu_lines(&self) -> Vec<String> {
         self.feishu.messages().iter().map(|m| m.line()).collect()
     }
@@ -714,12 +727,20 @@ fn a_hold_blocks_scale_down_until_it_expires() {
     assert!(stdout(&o).contains("hold at 3000"), "{}", show(&o));
     assert_eq!(rig.rows().last().unwrap().outcome, "held");
 
-    // Two hours later the hold has expired.
+    // Two hours later the hold has expired. Its runs needed its tier, and
+    // the last reading is two hours old: the ordinary window starts now,
+    // and takes 30 minutes of good readings.
     rig.age_records(120);
     let o = rig.run(&["check"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(stdout(&o).contains("coverage"), "{}", show(&o));
+    assert_eq!(rig.mins(), tier(3000));
+    let outcomes = rig.check_every_five_minutes(6);
+    assert_eq!(
+        outcomes,
+        ["held", "held", "held", "held", "held", "applied"]
+    );
     assert_eq!(rig.mins(), tier(600));
-    assert_eq!(rig.rows().last().unwrap().outcome, "applied");
 }
 
 #[test]
@@ -729,22 +750,54 @@ fn scale_down_only_after_the_window() {
     assert_eq!(code(&rig.run(&["check"])), 0);
     assert_eq!(rig.mins(), tier(2000));
     rig.google.set_users(300);
-    // Ten minutes on: the window has not passed.
-    rig.age_records(10);
-    let o = rig.run(&["check"]);
-    assert_eq!(code(&o), 0, "{}", show(&o));
-    assert_eq!(rig.mins(), tier(2000));
-    assert_eq!(rig.rows().last().unwrap().outcome, "held");
-    // Thirty-five minutes after the last run that needed 2000: step down.
-    rig.age_records(35);
-    let o = rig.run(&["check"]);
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    // A run every five minutes: the run that needed 2000 leaves the
+    // 30-minute window with the sixth (aged by exactly 30 minutes, plus
+    // the seconds the runs took).
+    let outcomes = rig.check_every_five_minutes(6);
+    assert_eq!(
+        outcomes,
+        ["held", "held", "held", "held", "held", "applied"]
+    );
     assert_eq!(rig.mins(), tier(600));
     let r = rig.rows().pop().unwrap();
     assert_eq!(
         (r.from, r.to, r.outcome.as_str()),
         (Some(2000), Some(600), "applied")
     );
+}
+
+#[test]
+fn one_low_reading_after_a_metric_outage_holds_the_tier_until_the_window_is_covered() {
+    let rig = Rig::new();
+    rig.google.set_users(2500);
+    assert_eq!(code(&rig.run(&["check"])), 0);
+    assert_eq!(rig.mins(), tier(3000));
+    // GA fails at every run for 40 minutes, then reads 10 users.
+    for _ in 0..8 {
+        rig.google
+            .fail_next_report(google::Fault::rpc(503, "UNAVAILABLE", "quota exhausted"));
+        rig.age_records(5);
+        assert_eq!(code(&rig.run(&["check"])), 1);
+    }
+    rig.google.set_users(10);
+    rig.age_records(5);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        rig.mins(),
+        tier(3000),
+        "one low reading must not drop tiers"
+    );
+    let r = rig.rows().pop().unwrap();
+    assert_eq!(r.outcome, "held");
+    assert_eq!(r.detail["held_by"]["by"], "coverage", "{}", r.detail);
+    // Thirty minutes of good readings later it steps down.
+    let outcomes = rig.check_every_five_minutes(6);
+    assert_eq!(
+        outcomes,
+        ["held", "held", "held", "held", "held", "applied"]
+    );
+    assert_eq!(rig.mins(), tier(600));
 }
 
 // ---------------------------------------------------------------------------
@@ -863,27 +916,65 @@ fn the_file_store_keeps_history_without_mysql() {
     assert_eq!(outcomes, ["applied", "applied"]);
 }
 
+/// `hpa-tier -c <config> ARGS` started in the background.
+fn spawn(rig: &Rig, args: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(support::bin());
+    cmd.args(["-c", &rig.config])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (k, v) in rig.env() {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigterm_during_a_slow_ga_read_is_recorded_and_the_process_exits_within_5s() {
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    rig.google.set_latency(Duration::from_secs(30));
+    let child = spawn(&rig, &["check"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM"
+    );
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let rows = rig.rows();
+    let [r] = &rows[..] else {
+        panic!("{rows:?}\n{}", show(&o))
+    };
+    assert_eq!(
+        (r.outcome.as_str(), r.users),
+        ("error", None),
+        "{}",
+        show(&o)
+    );
+    assert!(r.message.contains("SIGTERM"), "{}", r.message);
+    assert_eq!(rig.patches(), 0);
+}
+
 #[test]
 fn two_concurrent_checks_one_acts_the_other_exits_0() {
     let rig = Rig::new();
     rig.google.set_users(700);
     // Slow Kubernetes keeps the first run inside its lock while the second starts.
     rig.kube.set_latency(Duration::from_millis(700));
-    let spawn = || {
-        let mut cmd = std::process::Command::new(support::bin());
-        cmd.args(["-c", &rig.config, "-o", "json", "check"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap());
-        for (k, v) in rig.env() {
-            cmd.env(k, v);
-        }
-        cmd.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let a = spawn();
-    let b = spawn();
+    let a = spawn(&rig, &["-o", "json", "check"]);
+    let b = spawn(&rig, &["-o", "json", "check"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!((code(&a), code(&b)), (0, 0), "{}\n{}", show(&a), show(&b));
     let lost = [&a, &b]

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hpa_tier::app::{self, Adapters, Mode, Request};
-use hpa_tier::budget::Budget;
+use hpa_tier::budget::{Budget, Stopped};
 use hpa_tier::cli::Output;
 use hpa_tier::cluster::{Cluster, ClusterError};
 use hpa_tier::error::exit_code;
@@ -61,24 +61,32 @@ fn tier_min(service: &str, capacity: u32) -> u32 {
 // ---------------------------------------------------------------------------
 // the fakes
 
-/// The metric source: a number of users, or a failure, as set.
-struct FakeUsers(Mutex<Result<u32, MetricError>>);
+/// The metric source: a number of users, or a failure, as set; `None`
+/// never answers.
+struct FakeUsers(Mutex<Option<Result<u32, MetricError>>>);
 
 impl FakeUsers {
     fn online(n: u32) -> Self {
-        FakeUsers(Mutex::new(Ok(n)))
+        FakeUsers(Mutex::new(Some(Ok(n))))
     }
     fn failing(e: MetricError) -> Self {
-        FakeUsers(Mutex::new(Err(e)))
+        FakeUsers(Mutex::new(Some(Err(e))))
+    }
+    fn hanging() -> Self {
+        FakeUsers(Mutex::new(None))
     }
     fn set(&self, users: Result<u32, MetricError>) {
-        *self.0.lock().unwrap() = users;
+        *self.0.lock().unwrap() = Some(users);
     }
 }
 
 impl MetricSource for FakeUsers {
     async fn online_users(&self) -> Result<u32, MetricError> {
-        self.0.lock().unwrap().clone()
+        let answer = self.0.lock().unwrap().clone();
+        match answer {
+            Some(a) => a,
+            None => std::future::pending().await,
+        }
     }
     fn describe(&self) -> String {
         "fake users".into()
@@ -486,16 +494,14 @@ fn upgrade(capacity: u32, hold: Option<SignedDuration>) -> Request {
     }
 }
 
-/// One pass of `check` or `upgrade`, with the deadline `app::run` puts
+/// One pass of `check` or `upgrade`, with the limit `app::run` puts
 /// around it: a run that outlives it fails the test instead of hanging.
 async fn control(a: &Fakes, request: Request, mode: Mode) -> anyhow::Result<Completion> {
     let budget = Budget::start(PER_CALL);
-    tokio::time::timeout_at(
-        budget.deadline(),
-        app::control(a, &policy(), request, mode, budget),
-    )
-    .await
-    .expect("the run outlived its deadline")
+    let limit = budget.total(tokio::time::Instant::now());
+    tokio::time::timeout(limit, app::control(a, &policy(), request, mode, budget))
+        .await
+        .expect("the run outlived its deadline")
 }
 
 /// `service`'s entry in a record's `detail.changes`.
@@ -859,6 +865,78 @@ async fn a_patch_that_hangs_makes_the_run_partial_and_exit_1() {
         failed.len() == 1 && failed[0].starts_with("prod/hermes: "),
         "{failed:?}"
     );
+}
+
+/// A run of `a` that gets SIGTERM one second in: what it recorded, how it
+/// ended and how long it took after the signal.
+async fn terminated(a: &Fakes) -> (anyhow::Result<Completion>, Duration) {
+    let budget = Budget::start(PER_CALL);
+    let signal = budget.clone();
+    let at = tokio::time::Instant::now() + Duration::from_secs(1);
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        signal.stop(Stopped::Signal("SIGTERM"));
+    });
+    let done = app::control(a, &policy(), Request::Check, LIVE, budget).await;
+    (done, tokio::time::Instant::now() - at)
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_while_the_users_are_read_records_that_nothing_was_done_and_exits_1() {
+    let a = fakes(
+        FakeUsers::hanging(),
+        FakeCluster::at_tier(600),
+        FakeStore::new(),
+    );
+    let (done, after) = terminated(&a).await;
+    assert_eq!(exit_code(&done), 1, "{done:?}");
+    assert!(
+        after < Duration::from_secs(5),
+        "exited {after:?} after the signal"
+    );
+    assert_eq!(a.cluster.tried(), vec![]);
+    let records = a.store.records();
+    let [r] = &records[..] else {
+        panic!("{records:?}")
+    };
+    assert_eq!((r.outcome, r.users), (Outcome::Error, None));
+    assert!(
+        r.message
+            .contains("stopped before it could decide: SIGTERM arrived"),
+        "{}",
+        r.message
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_while_patching_records_what_was_confirmed_as_partial() {
+    let a = fakes(
+        FakeUsers::online(1500),
+        FakeCluster::at_tier(600).hanging("hermes"),
+        FakeStore::new(),
+    );
+    let (done, after) = terminated(&a).await;
+    assert_eq!(exit_code(&done), 1, "{done:?}");
+    assert!(
+        after < Duration::from_secs(5),
+        "exited {after:?} after the signal"
+    );
+    let records = a.store.records();
+    let [r] = &records[..] else {
+        panic!("{records:?}")
+    };
+    assert_eq!((r.outcome, r.to_capacity), (Outcome::Partial, Some(2000)));
+    assert!(
+        r.message.contains("stopped: SIGTERM arrived"),
+        "{}",
+        r.message
+    );
+    assert_eq!(
+        change(r, "hermes")["result"],
+        "not confirmed: no answer before the run had to stop"
+    );
+    assert_eq!(change(r, "web")["result"], "applied");
+    assert_eq!(a.store.held(), None, "the lock is released");
 }
 
 // ---------------------------------------------------------------------------
