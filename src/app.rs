@@ -255,6 +255,36 @@ where
     match &g.locked {
         Ok(true) => {}
         Ok(false) => {
+            let history = g.history.as_deref().ok();
+            let stuck = plan::lock_stuck(history, started, policy.check_interval)
+                .filter(|_| request == Request::Check);
+            if let Some(message) = stuck {
+                let decision = Decision::locked_out(message, policy);
+                let alarm =
+                    conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started);
+                let notices = notify(
+                    a.notifier.as_ref(),
+                    &alarm.notices,
+                    history,
+                    started,
+                    policy,
+                    &budget,
+                )
+                .await;
+                let done = finish(
+                    &g.store,
+                    alarm,
+                    notices,
+                    &g.observed,
+                    policy,
+                    mode,
+                    &budget,
+                    started,
+                )
+                .await;
+                close(g.store).await;
+                return done;
+            }
             close(g.store).await;
             return lock_lost(policy, request, mode.output);
         }

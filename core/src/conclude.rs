@@ -9,7 +9,9 @@ use serde::{Serialize, Serializer};
 
 use crate::hpa::HpaRef;
 use crate::notice::{Notice, ServiceReplicas};
-use crate::plan::{Above, Blocked, Current, Decision, Floor, FloorReason, HeldBy};
+use crate::plan::{
+    Above, Blocked, Current, Decision, Floor, FloorReason, HeldBy, RUN_LOCK, Verdict,
+};
 
 use crate::prereq::Observed;
 use crate::record::{CommandKind, Outcome, RunRecord};
@@ -419,6 +421,7 @@ impl Conclusion {
             "errors": d.errors(),
             "warnings": d.warnings,
             "stopped": self.stopped,
+            "lock_stuck": matches!(&d.verdict, Verdict::Failed(f) if f.what == RUN_LOCK),
             "notices": notices,
         });
         RunRecord {

@@ -736,7 +736,60 @@ fn changes(tier: &Tier, hpas: &[Hpa], intent: Intent) -> (Vec<Change>, Vec<Above
     (changes, above, warnings)
 }
 
+/// What a [`Failure`] names when another run holds the lock and nobody
+/// has recorded a run for too long.
+pub const RUN_LOCK: &str = "run lock";
+
+/// A `check` found the run lock taken. That is another run at work — unless
+/// nothing has been recorded for 3 × `check_time`: then the holder is stuck
+/// and nobody is acting, which is an alarm (the message). Records of earlier
+/// alarms do not count as someone acting; unreadable history counts as
+/// stale, since nobody can be shown to be acting. A cluster with no record
+/// at all is a first run racing another first run, not an alarm.
+pub fn lock_stuck(
+    history: Option<&[RunRecord]>,
+    now: Timestamp,
+    check_interval: SignedDuration,
+) -> Option<String> {
+    let limit = check_interval * 3;
+    if history.is_some_and(|h| h.is_empty()) {
+        return None;
+    }
+    let alarm = |r: &&RunRecord| r.detail.get("lock_stuck") == Some(&serde_json::Value::Bool(true));
+    let newest = history.and_then(|h| {
+        // Only earlier alarms: the lock has been stuck at least since the first.
+        let acting = h.iter().filter(|r| !alarm(r)).map(|r| r.started_at).max();
+        acting.or_else(|| h.iter().filter(alarm).map(|r| r.started_at).min())
+    });
+    let age = newest.map(|t| now.duration_since(t));
+    if age.is_some_and(|a| a < limit) {
+        return None;
+    }
+    Some(match (newest, age) {
+        (Some(t), Some(a)) => format!(
+            "another run holds the lock, but the newest run record is {} minutes old ({}), \
+             more than 3 × check_time ({} min): the lock holder is stuck and nobody is acting",
+            a.as_mins(),
+            t.strftime("%Y-%m-%d %H:%M UTC"),
+            limit.as_mins()
+        ),
+        _ => "another run holds the lock, and no run record can be read to show anyone is \
+              acting"
+            .to_string(),
+    })
+}
+
 impl Decision {
+    /// A `check` that found the lock held by a stuck run (see [`lock_stuck`]).
+    pub fn locked_out(message: String, policy: &Policy) -> Decision {
+        let mut d = Decision::stopped(CommandKind::Check, "", policy);
+        d.verdict = Verdict::Failed(Failure {
+            what: RUN_LOCK.into(),
+            message,
+        });
+        d
+    }
+
     /// A run stopped before it could decide (its deadline, a signal):
     /// nothing was changed, and the record says why.
     pub fn stopped(command: CommandKind, why: &str, policy: &Policy) -> Decision {
@@ -1447,6 +1500,46 @@ mod tests {
         up.needed_capacity = Some(2000);
         let p = Case::users(100, 2000).history(h).run();
         assert_eq!(p.outcome(), Outcome::Held);
+    }
+
+    // --- a lock held by a stuck run (SPEC §11) --------------------------------
+
+    #[test]
+    fn a_lock_held_while_runs_are_recorded_is_someone_at_work() {
+        let fresh = steady(600, 600, 10);
+        assert_eq!(
+            lock_stuck(Some(&fresh), now(), SignedDuration::from_mins(5)),
+            None
+        );
+        assert_eq!(
+            lock_stuck(Some(&[]), now(), SignedDuration::from_mins(5)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_lock_held_with_nothing_recorded_for_three_intervals_is_an_alarm() {
+        let five = SignedDuration::from_mins(5);
+        let old = vec![RunRecord::check_needing(600, 600, now(), 16)];
+        let msg = lock_stuck(Some(&old), now(), five).unwrap();
+        assert!(
+            msg.contains("16 minutes old") && msg.contains("nobody is acting"),
+            "{msg}"
+        );
+        assert!(
+            lock_stuck(None, now(), five).is_some(),
+            "unreadable history"
+        );
+        // An earlier alarm's record is no sign of anyone acting.
+        let mut alarm = RunRecord::check_needing(600, 600, now(), 1);
+        alarm.detail = serde_json::json!({ "lock_stuck": true });
+        let h = vec![old[0].clone(), alarm.clone()];
+        assert!(lock_stuck(Some(&h), now(), five).is_some());
+        // Nothing but alarms: stuck since the first of them.
+        let mut first = alarm.clone();
+        first.started_at = at(-20);
+        assert!(lock_stuck(Some(&[first, alarm.clone()]), now(), five).is_some());
+        assert!(lock_stuck(Some(&[alarm]), now(), five).is_none());
     }
 
     // --- coverage (SPEC §11) ----------------------------------------------------

@@ -281,6 +281,12 @@ impl FakeStore {
         self
     }
 
+    /// A record of a past run, as if the store already held it.
+    fn holding(self, record: RunRecord) -> Self {
+        self.0.lock().unwrap().records.push(record);
+        self
+    }
+
     /// MySQL is configured but unreachable: records are spooled.
     fn unreachable() -> Self {
         let s = FakeStore::new();
@@ -610,6 +616,36 @@ fn a_check_that_loses_the_lock_does_nothing_and_succeeds() {
         doc["message"],
         "another hpa-tier run holds the lock for cluster prod-eks; this check did nothing"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_held_while_nothing_is_recorded_for_15_minutes_is_an_alarm() {
+    // The last run recorded was 20 minutes ago (3 × check_time is 15).
+    let last = RunRecord::check_needing(600, 600, Timestamp::now(), 20);
+    let a = fakes(
+        FakeUsers::online(100),
+        FakeCluster::at_tier(600),
+        FakeStore::new().locked_by_another().holding(last),
+    );
+    let done = control(&a, Request::Check, LIVE).await;
+    assert_eq!(exit_code(&done), 1, "{done:?}");
+    assert_eq!(a.cluster.tried(), vec![], "nothing may be patched");
+    let notices = sent(&a);
+    let [Notice::Error { what, message }] = &notices[..] else {
+        panic!("{notices:?}")
+    };
+    assert_eq!(what, "run lock");
+    assert!(message.contains("nobody is acting"), "{message}");
+    let records = a.store.records();
+    let alarm = records.last().unwrap();
+    assert_eq!(alarm.outcome, Outcome::Error);
+    assert_eq!(alarm.detail["lock_stuck"], true, "{:#}", alarm.detail);
+
+    // The next run finds it still stuck: exit 1 again, the notice not repeated.
+    let done = control(&a, Request::Check, LIVE).await;
+    assert_eq!(exit_code(&done), 1, "{done:?}");
+    assert_eq!(sent(&a).len(), 1, "rate-limited by notify_repeat");
+    assert_eq!(a.store.records().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
