@@ -760,17 +760,24 @@ where
 {
     let now = Timestamp::now();
     let limit = budget.gather();
-    let (users, (hpas, unreadable), observed, (store, runs, last_upgrade)) = tokio::join!(
+    let (users, (hpas, unreadable), observed, (store, runs, last_upgrade, samples)) = tokio::join!(
         read_users(&a.users, limit),
         read_hpas(&a.cluster, &policy.services, limit),
         read_prereqs(&a.prereqs, limit),
         async {
             let store = a.store.open(false).await;
-            let (runs, last) = tokio::join!(
+            let samples = async {
+                match policy.samples_span() {
+                    Some(span) => within(limit, "the run store", store.samples(now - span)).await,
+                    None => Ok(vec![]),
+                }
+            };
+            let (runs, last, samples) = tokio::join!(
                 within(limit, "the run store", store.latest(10)),
                 within(limit, "the run store", store.last_upgrade()),
+                samples,
             );
-            (store, runs, last)
+            (store, runs, last, samples.unwrap_or_default())
         },
     );
     let report = StatusReport::assess(StatusInputs {
@@ -785,9 +792,10 @@ where
         observed: &observed,
         runs,
         last_upgrade,
+        samples: &samples,
         store: store.describe(),
     });
-    store.close().await;
+    close(store).await;
     match output {
         Output::Table => print!("{}", output::status_table(&report)),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -5,9 +5,10 @@
 use hpa_tier_core::conclude::{ChangeReport, RunReport};
 use hpa_tier_core::hpa::Condition;
 use hpa_tier_core::plan::Determined;
+use hpa_tier_core::policy::ForecastMode;
 use hpa_tier_core::prereq::RedisKind;
 use hpa_tier_core::schedule::WindowRow;
-use hpa_tier_core::status::StatusReport;
+use hpa_tier_core::status::{Outlook, StatusReport};
 use hpa_tier_core::tiers::TierTable;
 use serde_json::json;
 
@@ -183,7 +184,37 @@ fn conditions(cs: &[Condition]) -> String {
         .join(" ")
 }
 
+/// `status` for people: the tier, users, hold; then HPAs, prerequisites,
+/// schedule windows, the forecast and the last runs; warnings last.
 pub fn status_table(s: &StatusReport) -> String {
+    let mut out = status_head(s);
+    out.push_str("\nHPAs\n");
+    out.push_str(&columns(&hpa_rows(s)));
+    out.push_str("\nprerequisites\n");
+    out.push_str(&prerequisites(s));
+    if !s.windows.is_empty() {
+        out.push_str("\nschedule windows\n");
+        out.push_str(&columns(&window_rows(&s.windows)));
+    }
+    if let Some(f) = &s.forecast {
+        out.push_str(&format!("\nforecast ({})\n", mode_name(f.mode)));
+        out.push_str(&outlook(f));
+    }
+    out.push_str(&format!("\nlast runs ({})\n", s.store));
+    if let Some(e) = &s.runs_error {
+        out.push_str(&format!("  ERROR: {e}\n"));
+    }
+    out.push_str(&columns(&run_rows(s)));
+    for w in &s.warnings {
+        out.push_str(&format!("\nWARNING: {w}"));
+    }
+    if !s.warnings.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+fn status_head(s: &StatusReport) -> String {
     let mut out = String::new();
     match (&s.current, &s.current_error) {
         (Some(c), _) => {
@@ -224,8 +255,10 @@ pub fn status_table(s: &StatusReport) -> String {
         )),
         None => out.push_str("hold: none\n"),
     }
+    out
+}
 
-    out.push_str("\nHPAs\n");
+fn hpa_rows(s: &StatusReport) -> Vec<Vec<String>> {
     let mut rows = vec![vec![
         "  HPA".to_string(),
         "SERVICE".into(),
@@ -257,9 +290,11 @@ pub fn status_table(s: &StatusReport) -> String {
             format!("ERROR: {e}"),
         ]);
     }
-    out.push_str(&columns(&rows));
+    rows
+}
 
-    out.push_str("\nprerequisites\n");
+fn prerequisites(s: &StatusReport) -> String {
+    let mut out = String::new();
     let p = &s.prerequisites;
     if let Some(e) = &p.error {
         out.push_str(&format!("  ERROR: {e}\n"));
@@ -291,30 +326,55 @@ pub fn status_table(s: &StatusReport) -> String {
             opt(p.highest_allowed)
         ));
     }
-
-    out.push_str(&format!("\nlast runs ({})\n", s.store));
-    if let Some(e) = &s.runs_error {
-        out.push_str(&format!("  ERROR: {e}\n"));
-    }
-    let mut rows = vec![];
-    for r in &s.runs {
-        rows.push(vec![
-            format!("  {}", r.started_at.strftime("%Y-%m-%d %H:%M:%S")),
-            r.command.as_str().to_string(),
-            format!("users {}", opt(r.users)),
-            format!("{} → {}", opt(r.from_capacity), opt(r.to_capacity)),
-            r.outcome.as_str().to_string(),
-            r.message.clone(),
-        ]);
-    }
-    out.push_str(&columns(&rows));
-    for w in &s.warnings {
-        out.push_str(&format!("\nWARNING: {w}"));
-    }
-    if !s.warnings.is_empty() {
-        out.push('\n');
-    }
     out
+}
+
+fn mode_name(mode: ForecastMode) -> &'static str {
+    match mode {
+        ForecastMode::Off => "off",
+        ForecastMode::Advise => "advise: reported, never acted on",
+        ForecastMode::Scale => "scale: a floor of the decision",
+    }
+}
+
+/// The next hours' forecast tiers, one line each.
+fn outlook(f: &Outlook) -> String {
+    if let Some(why) = &f.unavailable {
+        return format!("  no forecast: {why}\n");
+    }
+    let rows: Vec<Vec<String>> = f
+        .hours
+        .iter()
+        .map(|h| {
+            vec![
+                format!("  from {}", h.start.strftime("%Y-%m-%d %H:%M UTC")),
+                format!("up to {} users", opt(h.peak_users)),
+                format!("tier {}", opt(h.tier)),
+                if h.above_top {
+                    "above the top tier".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    columns(&rows)
+}
+
+fn run_rows(s: &StatusReport) -> Vec<Vec<String>> {
+    s.runs
+        .iter()
+        .map(|r| {
+            vec![
+                format!("  {}", r.started_at.strftime("%Y-%m-%d %H:%M:%S")),
+                r.command.as_str().to_string(),
+                format!("users {}", opt(r.users)),
+                format!("{} → {}", opt(r.from_capacity), opt(r.to_capacity)),
+                r.outcome.as_str().to_string(),
+                r.message.clone(),
+            ]
+        })
+        .collect()
 }
 
 /// `hpa-tier schedules`: each occurrence in local and UTC time.

@@ -970,9 +970,38 @@ impl Decision {
                 n.capacity,
                 if self.force { " (--force)" } else { "" }
             ),
-            (Some(n), Some(u)) => format!("{u} users need tier {}", n.capacity),
+            (Some(n), Some(u)) => {
+                let metric = n
+                    .floors
+                    .iter()
+                    .find(|f| f.reason == FloorReason::Metric)
+                    .map_or(n.capacity, |f| f.capacity);
+                let users = format!("{u} users need tier {metric}");
+                match (&n.decided_by, &self.verdict) {
+                    // A held run says what holds it in its own words.
+                    (FloorReason::Metric, _) | (_, Verdict::Held(_)) => users,
+                    (reason, _) => format!("{users}; {} needs {}", floor_name(reason), n.capacity),
+                }
+            }
             _ => String::new(),
         }
+    }
+}
+
+/// A floor as the subject of a sentence: `the hold`, `schedule evening-peak`, …
+fn floor_name(reason: &FloorReason) -> String {
+    match reason {
+        FloorReason::Metric => "the users".into(),
+        FloorReason::Upgrade => "the upgrade".into(),
+        FloorReason::Hold { .. } => "the hold".into(),
+        FloorReason::Schedule { name, .. } => format!("schedule {name}"),
+        FloorReason::Forecast {
+            peak_users,
+            peak_at,
+        } => format!(
+            "the forecast ({peak_users} users by {})",
+            peak_at.strftime("%H:%M UTC")
+        ),
     }
 }
 
@@ -1031,6 +1060,7 @@ mod tests {
     use super::*;
     use crate::conclude::{Applied, conclude};
     use crate::prereq::Resource;
+    use crate::schedule::{ScheduleSpec, Schedules, SchedulesSpec};
     use crate::tiers::fixtures::table;
 
     fn at(mins: i64) -> Timestamp {
@@ -1112,6 +1142,8 @@ mod tests {
         history: Option<Vec<RunRecord>>,
         hold: Option<Hold>,
         headroom: u32,
+        policy: Policy,
+        samples: Vec<(Timestamp, u32)>,
     }
 
     impl Case {
@@ -1124,7 +1156,35 @@ mod tests {
                 history: Some(vec![]),
                 hold: None,
                 headroom: 0,
+                policy: policy(),
+                samples: vec![],
             }
+        }
+        /// One-off schedule windows, each `(start in minutes from now,
+        /// capacity)`, 60 minutes long with the default 10-minute lead.
+        fn windows(mut self, windows: &[(i64, u32)]) -> Self {
+            let schedules = windows
+                .iter()
+                .enumerate()
+                .map(|(i, (start, capacity))| {
+                    ScheduleSpec::at(&format!("w{i}"), &at(*start).to_string())
+                        .duration("1h")
+                        .capacity(*capacity)
+                })
+                .collect();
+            let spec = SchedulesSpec {
+                timezone: None,
+                schedules,
+                skip_dates: vec![],
+                preflight_hours: None,
+            };
+            self.policy.schedules = Schedules::new(spec, &table().capacities()).unwrap();
+            self
+        }
+        fn forecast(mut self, mode: ForecastMode, samples: Vec<(Timestamp, u32)>) -> Self {
+            self.policy.forecast.mode = mode;
+            self.samples = samples;
+            self
         }
         fn upgrade(capacity: u32, force: bool, at_tier: u32) -> Self {
             Case {
@@ -1141,13 +1201,13 @@ mod tests {
             self
         }
         fn run(&self) -> Decision {
-            let mut policy = policy();
+            let mut policy = self.policy.clone();
             policy.headroom_percent = self.headroom;
             decide(&Inputs {
                 now: now(),
                 demand: self.demand.clone(),
                 hold: self.hold,
-                samples: &[],
+                samples: &self.samples,
                 policy: &policy,
                 hpas: &self.hpas,
                 unreadable: &self.unreadable,
@@ -1500,6 +1560,147 @@ mod tests {
         up.needed_capacity = Some(2000);
         let p = Case::users(100, 2000).history(h).run();
         assert_eq!(p.outcome(), Outcome::Held);
+    }
+
+    // --- floors: schedule windows and the forecast (SPEC §9) -----------------
+
+    #[test]
+    fn a_window_raises_the_tier_from_its_lead_and_names_itself_the_deciding_floor() {
+        // Starts in 5 minutes; the 10-minute lead has begun.
+        let p = Case::users(100, 600).windows(&[(5, 3000)]).run();
+        assert_eq!((p.outcome(), p.target()), (Outcome::Applied, Some(3000)));
+        let need = p.need.clone().unwrap();
+        assert_eq!(need.capacity, 3000);
+        assert!(matches!(&need.decided_by, FloorReason::Schedule { name, .. } if name == "w0"));
+        assert!(
+            p.message().starts_with(
+                "100 users need tier 600; schedule w0 needs 3000: scaled up 600 → 3000"
+            ),
+            "{}",
+            p.message()
+        );
+        // Not yet in its lead: nothing.
+        let p = Case::users(100, 600).windows(&[(15, 3000)]).run();
+        assert_eq!(p.target(), Some(600));
+    }
+
+    #[test]
+    fn inside_a_window_low_users_are_held_at_its_tier_and_overlaps_take_the_highest() {
+        let p = Case::users(100, 3000)
+            .windows(&[(-30, 2000), (-10, 3000)])
+            .history(steady(600, 3000, 40))
+            .run();
+        assert_eq!((p.outcome(), p.target()), (Outcome::Held, Some(3000)));
+        assert!(
+            matches!(p.held_by(), Some(HeldBy::Schedule { name, capacity: 3000, .. }) if name == "w1"),
+            "{:?}",
+            p.held_by()
+        );
+        assert!(
+            p.message().contains("schedule w1 keeps tier 3000"),
+            "{}",
+            p.message()
+        );
+    }
+
+    #[test]
+    fn a_window_scale_up_is_gated_by_the_prerequisites() {
+        let mut c = Case::users(100, 600).windows(&[(0, 3000)]);
+        c.prereqs = blocked_from(2000);
+        let p = c.run();
+        assert_eq!((p.outcome(), p.target()), (Outcome::Applied, Some(1000)));
+        let b = p.blocked().unwrap();
+        assert_eq!((b.wanted, b.reached), (3000, 1000));
+        assert!(
+            p.notices()
+                .iter()
+                .any(|n| matches!(n, Notice::Blocked { wanted: 3000, .. }))
+        );
+    }
+
+    #[test]
+    fn after_a_window_its_runs_needed_its_tier_so_the_ordinary_window_applies() {
+        // The window ended 20 minutes ago; its runs recorded needing 3000.
+        let mut h = steady(3000, 3000, 60);
+        h.iter_mut()
+            .filter(|r| now().duration_since(r.started_at).as_mins() < 20)
+            .for_each(|r| r.needed_capacity = Some(600));
+        let p = Case::users(100, 3000)
+            .windows(&[(-80, 3000)])
+            .history(h)
+            .run();
+        assert_eq!(p.outcome(), Outcome::Held);
+        assert!(matches!(
+            p.held_by(),
+            Some(HeldBy::Window { needed: 3000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_window_whose_tier_is_not_allowed_gets_a_preflight_notice_naming_it() {
+        // In three hours, outside its lead: not a floor yet, but warned.
+        let mut c = Case::users(100, 600).windows(&[(180, 3000)]);
+        c.prereqs = blocked_from(2000);
+        let p = c.run();
+        assert_eq!(p.target(), Some(600));
+        let [pf] = &p.preflight[..] else {
+            panic!("{:?}", p.preflight)
+        };
+        assert_eq!(
+            (pf.window.as_str(), pf.capacity, pf.start),
+            ("w0", 3000, at(180))
+        );
+        assert!(pf.occurrence.starts_with("w0@"), "{}", pf.occurrence);
+        let notice = p
+            .notices()
+            .into_iter()
+            .find(|n| matches!(n, Notice::Preflight(_)))
+            .unwrap();
+        assert_eq!(
+            notice.dedupe_key(),
+            Some(format!("preflight:{}", pf.occurrence))
+        );
+        // Allowed: no warning.
+        let p = Case::users(100, 600).windows(&[(180, 3000)]).run();
+        assert!(p.preflight.is_empty());
+    }
+
+    /// Four weeks of readings every 5 minutes: 3000 users around a quarter
+    /// of an hour from now (in the time of week), 300 otherwise.
+    fn weekly_peak_now() -> Vec<(Timestamp, u32)> {
+        let week = 7 * 24 * 60;
+        (1..=4 * 7 * 288)
+            .rev()
+            .map(|i| {
+                let t = now() - SignedDuration::from_mins(5 * i);
+                let until_peak = (now().duration_since(t).as_mins() + 15) % week;
+                let near = until_peak <= 5 || until_peak >= week - 5;
+                (t, if near { 3000 } else { 300 })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_forecast_advises_without_acting_and_scales_when_told_to() {
+        let p = Case::users(300, 600)
+            .forecast(ForecastMode::Advise, weekly_peak_now())
+            .run();
+        assert_eq!(p.target(), Some(600), "advise never acts");
+        let floor = p.forecast.as_ref().and_then(|f| f.floor()).unwrap();
+        assert!(floor >= 3000, "{:?}", p.forecast);
+        let p = Case::users(300, 600)
+            .forecast(ForecastMode::Scale, weekly_peak_now())
+            .run();
+        assert_eq!(p.target(), Some(floor));
+        assert!(matches!(
+            p.need.unwrap().decided_by,
+            FloorReason::Forecast { .. }
+        ));
+        // Off: not even computed.
+        let p = Case::users(300, 600)
+            .forecast(ForecastMode::Off, weekly_peak_now())
+            .run();
+        assert!(p.forecast.is_none());
     }
 
     // --- a lock held by a stuck run (SPEC §11) --------------------------------

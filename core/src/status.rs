@@ -6,11 +6,15 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
+use jiff::SignedDuration;
+
+use crate::forecast::{self, HourForecast, STATUS_HOURS};
 use crate::hpa::{Condition, Hpa, HpaRef};
 use crate::plan::{Current, Determined, current_tier};
-use crate::policy::Policy;
+use crate::policy::{ForecastMode, Policy};
 use crate::prereq::{self, Observed, RdsObserved, RedisObserved};
 use crate::record::{CommandKind, Hold, Outcome, RunRecord, active_hold};
+use crate::schedule::{self, WindowRow};
 
 /// Per-HPA view in `status`.
 #[derive(Clone, Debug, Serialize)]
@@ -71,6 +75,11 @@ pub struct StatusReport {
     pub unreadable: Vec<(HpaRef, String)>,
     pub prerequisites: PrereqsNow,
     pub hold: Option<Hold>,
+    /// The schedule window active now, then the next ones (a week ahead),
+    /// each with whether the prerequisites read now allow its tier.
+    pub windows: Vec<WindowRow>,
+    /// The forecast tier of each of the next hours (`forecast.mode` not off).
+    pub forecast: Option<Outlook>,
     pub store: String,
     pub runs: Vec<RunRow>,
     pub runs_error: Option<String>,
@@ -90,8 +99,23 @@ pub struct StatusInputs<'a> {
     pub observed: &'a Result<Observed, String>,
     pub runs: Result<Vec<RunRecord>, String>,
     pub last_upgrade: Result<Option<RunRecord>, String>,
+    /// The forecast's history (`RunStore::samples`); empty when it is off.
+    pub samples: &'a [(Timestamp, u32)],
     pub store: String,
 }
+
+/// The forecast as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outlook {
+    pub mode: ForecastMode,
+    /// One per hour ahead; empty when there is no forecast (`unavailable`).
+    pub hours: Vec<HourForecast>,
+    /// Why there is no forecast (too little history, …).
+    pub unavailable: Option<String>,
+}
+
+/// How far ahead `status` lists schedule windows.
+const WINDOWS_AHEAD: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 impl StatusReport {
     /// Judges where things stand. See the module docs.
@@ -118,6 +142,8 @@ impl StatusReport {
             .ok()
             .and_then(|r| active_hold(r.as_ref(), i.now));
         let mut warnings = vec![];
+        let windows = windows(&i);
+        let forecast = outlook(&i);
         let (runs, runs_error) = match i.runs {
             Ok(runs) => {
                 warnings.extend(staleness(&runs, i.now, i.policy));
@@ -144,6 +170,8 @@ impl StatusReport {
             unreadable: i.unreadable.to_vec(),
             prerequisites: PrereqsNow::of(i.observed, i.policy, i.checks_rds, i.checks_redis),
             hold,
+            windows,
+            forecast,
             store: i.store,
             runs,
             runs_error,
@@ -159,6 +187,50 @@ impl StatusReport {
             && self.prerequisites.error.is_none()
             && self.runs_error.is_none()
     }
+}
+
+fn windows(i: &StatusInputs) -> Vec<WindowRow> {
+    let allowance = i
+        .observed
+        .as_ref()
+        .ok()
+        .map(|o| prereq::evaluate(o, &i.policy.tiers));
+    schedule::upcoming(
+        &i.policy.schedules,
+        i.now,
+        WINDOWS_AHEAD,
+        allowance.as_ref(),
+    )
+}
+
+fn outlook(i: &StatusInputs) -> Option<Outlook> {
+    let f = &i.policy.forecast;
+    if f.mode == ForecastMode::Off {
+        return None;
+    }
+    let users = i.users.as_ref().ok().copied();
+    let p = i.policy;
+    let hourly = forecast::hourly(
+        i.samples,
+        i.now,
+        users,
+        &f.settings,
+        p.check_interval,
+        &p.tiers,
+        STATUS_HOURS,
+    );
+    Some(match hourly {
+        Ok(hours) => Outlook {
+            mode: f.mode,
+            hours,
+            unavailable: None,
+        },
+        Err(why) => Outlook {
+            mode: f.mode,
+            hours: vec![],
+            unavailable: Some(why.to_string()),
+        },
+    })
 }
 
 impl HpaStatus {
