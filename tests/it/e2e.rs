@@ -22,7 +22,7 @@ const FEISHU_SECRET: &str = "e2e-feishu-signing-secret";
 const MYSQL_PASSWORD: &str = "e2e-mysql-password-never-printed";
 
 /// The six services of config/example.yaml: (service, namespace, HPA).
-const SERVICES: [(&str, &str, &str); 6] = [
+pub(crate) const SERVICES: [(&str, &str, &str); 6] = [
     ("istio-ingress", "istio-system", "ingressgateway-hpa"),
     ("gateway", "prod", "gateway"),
     ("web", "prod", "web"),
@@ -32,7 +32,7 @@ const SERVICES: [(&str, &str, &str); 6] = [
 ];
 
 /// minReplicas per service of each tier of the built-in table.
-fn tier(capacity: u32) -> [u32; 6] {
+pub(crate) fn tier(capacity: u32) -> [u32; 6] {
     match capacity {
         600 => [2, 2, 2, 2, 2, 2],
         1000 => [4, 2, 3, 4, 8, 2],
@@ -53,19 +53,19 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum StoreKind {
+pub(crate) enum StoreKind {
     Mysql,
     File,
 }
 
 /// What a rig starts with.
-struct Setup {
-    store: StoreKind,
+pub(crate) struct Setup {
+    pub(crate) store: StoreKind,
     /// Aurora writer, then readers.
-    rds: Vec<&'static str>,
-    redis: &'static str,
-    scale_down_minutes: u32,
-    timeout_seconds: u32,
+    pub(crate) rds: Vec<&'static str>,
+    pub(crate) redis: &'static str,
+    pub(crate) scale_down_minutes: u32,
+    pub(crate) timeout_seconds: u32,
 }
 
 impl Default for Setup {
@@ -81,24 +81,24 @@ impl Default for Setup {
     }
 }
 
-struct Rig {
-    dir: tempfile::TempDir,
-    google: Google,
-    kube: KubeStandin,
-    feishu: Feishu,
-    db: Option<FreshDb>,
-    mysql_user: String,
-    rds_members: Vec<String>,
-    config: String,
-    config_text: String,
+pub(crate) struct Rig {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) google: Google,
+    pub(crate) kube: KubeStandin,
+    pub(crate) feishu: Feishu,
+    pub(crate) db: Option<FreshDb>,
+    pub(crate) mysql_user: String,
+    pub(crate) rds_members: Vec<String>,
+    pub(crate) config: String,
+    pub(crate) config_text: String,
 }
 
 impl Rig {
-    fn new() -> Rig {
+    pub(crate) fn new() -> Rig {
         Rig::with(Setup::default())
     }
 
-    fn with(setup: Setup) -> Rig {
+    pub(crate) fn with(setup: Setup) -> Rig {
         let dir = support::tempdir();
         let account = ServiceAccount::for_tests();
         let google = Google::spawn(&account).unwrap();
@@ -186,7 +186,7 @@ state_file: "{state}"
         }
     }
 
-    fn env(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, &'static str)> {
         vec![
             ("AWS_SECRET", AWS_SECRET),
             ("FEISHU_SECRET", FEISHU_SECRET),
@@ -195,19 +195,19 @@ state_file: "{state}"
     }
 
     /// Runs `hpa-tier -c <config> ARGS` with the rig's environment.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut all = vec!["-c", self.config.as_str()];
         all.extend_from_slice(args);
         support::run(&all, &self.env())
     }
 
     /// Rewrites the config (e.g. to point MySQL at a dead port).
-    fn set_config(&self, text: &str) {
+    pub(crate) fn set_config(&self, text: &str) {
         std::fs::write(&self.config, text).unwrap();
     }
 
     /// minReplicas of the six HPAs, in `SERVICES` order.
-    fn mins(&self) -> [u32; 6] {
+    pub(crate) fn mins(&self) -> [u32; 6] {
         SERVICES.map(|(_, ns, name)| {
             self.kube.hpa(ns, name).unwrap()["spec"]["minReplicas"]
                 .as_u64()
@@ -215,14 +215,14 @@ state_file: "{state}"
         })
     }
 
-    fn annotation(&self, ns: &str, name: &str) -> Option<String> {
+    pub(crate) fn annotation(&self, ns: &str, name: &str) -> Option<String> {
         self.kube.hpa(ns, name).unwrap()["metadata"]["annotations"]["hpa-tier/capacity"]
             .as_str()
             .map(str::to_string)
     }
 
     /// Puts every HPA at `capacity`'s values (as if a past run had).
-    fn seed_tier(&self, capacity: u32) {
+    pub(crate) fn seed_tier(&self, capacity: u32) {
         for ((_, ns, name), min) in SERVICES.iter().zip(tier(capacity)) {
             self.kube.edit(ns, name, |h| {
                 h["spec"]["minReplicas"] = min.into();
@@ -232,7 +232,7 @@ state_file: "{state}"
         }
     }
 
-    fn patches(&self) -> usize {
+    pub(crate) fn patches(&self) -> usize {
         self.kube
             .requests()
             .iter()
@@ -240,17 +240,17 @@ state_file: "{state}"
             .count()
     }
 
-    fn db_name(&self) -> &str {
+    pub(crate) fn db_name(&self) -> &str {
         &self.db.as_ref().expect("a MySQL rig").name
     }
 
     /// Rows of `hpa_tier_runs`, oldest first.
-    fn rows(&self) -> Vec<Row> {
+    pub(crate) fn rows(&self) -> Vec<Row> {
         rows_of(self.db_name())
     }
 
     /// Points the config at another MySQL account and database (same password).
-    fn use_mysql_account(&self, user: &str, db: &str) {
+    pub(crate) fn use_mysql_account(&self, user: &str, db: &str) {
         let text = self
             .config_text
             .replace(
@@ -269,12 +269,25 @@ state_file: "{state}"
         self.set_config(&text);
     }
 
-    fn sql(&self, sql: &str) {
+    /// The cluster the rig's records belong to (`eks_cluster_name`).
+    pub(crate) fn cluster(&self) -> String {
+        self.config_text
+            .lines()
+            .find_map(|l| l.strip_prefix("eks_cluster_name: "))
+            .map(|v| v.trim_matches('"').to_string())
+            .expect("the rig's config names its cluster")
+    }
+
+    pub(crate) fn sql_u32(&self, sql: &str) -> Option<u32> {
+        query_u32(self.db_name(), sql)
+    }
+
+    pub(crate) fn sql(&self, sql: &str) {
         mysql_exec(&format!("USE `{}`; {sql}", self.db_name()));
     }
 
     /// Moves every recorded time `minutes` into the past.
-    fn age_records(&self, minutes: u32) {
+    pub(crate) fn age_records(&self, minutes: u32) {
         self.sql(&format!(
             "UPDATE hpa_tier_runs SET started_at = started_at - INTERVAL {minutes} MINUTE, \
              finished_at = finished_at - INTERVAL {minutes} MINUTE, \
@@ -284,7 +297,7 @@ state_file: "{state}"
 
     /// Five minutes pass, then cron runs `check`: `runs` times. The
     /// outcome of each run, in order.
-    fn check_every_five_minutes(&self, runs: usize) -> Vec<String> {
+    pub(crate) fn check_every_five_minutes(&self, runs: usize) -> Vec<String> {
         (0..runs)
             .map(|_| {
                 self.age_records(5);
@@ -295,11 +308,11 @@ state_file: "{state}"
             .collect()
     }
 
-    fn feishu_lines(&self) -> Vec<String> {
+    pub(crate) fn feishu_lines(&self) -> Vec<String> {
         self.feishu.messages().iter().map(|m| m.line()).collect()
     }
 
-    fn resize_reader(&self, class: &str) {
+    pub(crate) fn resize_reader(&self, class: &str) {
         block_on(moto::resize_instance(&self.rds_members[1], class));
     }
 }
@@ -313,7 +326,7 @@ impl Drop for Rig {
 }
 
 /// Rows of `hpa_tier_runs` in database `db`, oldest first (none without the table).
-fn rows_of(db: &str) -> Vec<Row> {
+pub(crate) fn rows_of(db: &str) -> Vec<Row> {
     let db = db.to_string();
     block_on(async move {
         let pool = mysql_async::Pool::new(format!("{}/{db}", support::mysql_root_url()).as_str());
@@ -357,22 +370,22 @@ type RawRow = (
 );
 
 #[derive(Debug)]
-struct Row {
-    command: String,
-    users: Option<u32>,
-    needed: Option<u32>,
-    from: Option<u32>,
-    to: Option<u32>,
-    outcome: String,
-    message: String,
-    detail: serde_json::Value,
+pub(crate) struct Row {
+    pub(crate) command: String,
+    pub(crate) users: Option<u32>,
+    pub(crate) needed: Option<u32>,
+    pub(crate) from: Option<u32>,
+    pub(crate) to: Option<u32>,
+    pub(crate) outcome: String,
+    pub(crate) message: String,
+    pub(crate) detail: serde_json::Value,
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().expect("exited")
 }
 
-fn show(o: &Output) -> String {
+pub(crate) fn show(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
         o.status.code(),
@@ -1327,14 +1340,17 @@ impl Drop for GrantedAccount {
 
 /// `SELECT MAX(version) FROM hpa_tier_schema` in `db`, as root.
 fn schema_version(db: &str) -> Option<u32> {
+    query_u32(db, "SELECT MAX(version) FROM hpa_tier_schema")
+}
+
+/// The first column of the first row of `sql` in `db`, as root.
+pub(crate) fn query_u32(db: &str, sql: &str) -> Option<u32> {
     let url = format!("{}/{db}", support::mysql_root_url());
+    let sql = sql.to_string();
     block_on(async move {
         let pool = mysql_async::Pool::new(url.as_str());
         let mut c = pool.get_conn().await.unwrap();
-        let v: Option<Option<u32>> = c
-            .query_first("SELECT MAX(version) FROM hpa_tier_schema")
-            .await
-            .unwrap();
+        let v: Option<Option<u32>> = c.query_first(sql).await.unwrap();
         drop(c);
         pool.disconnect().await.unwrap();
         v.flatten()

@@ -18,6 +18,8 @@ mod e2e;
 mod notify;
 /// RDS / ElastiCache prerequisites against moto.
 mod prereq;
+/// Schedule windows, pre-flight warnings and the forecast, end to end.
+mod proactive;
 /// The shell's own policies (lock lost, dry run, partial apply, spooled
 /// record, deadline, notice repeats, holds) over in-memory fakes of its ports.
 mod shell;
