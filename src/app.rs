@@ -254,40 +254,7 @@ where
     );
     match &g.locked {
         Ok(true) => {}
-        Ok(false) => {
-            let history = g.history.as_deref().ok();
-            let stuck = plan::lock_stuck(history, started, policy.check_interval)
-                .filter(|_| request == Request::Check);
-            if let Some(message) = stuck {
-                let decision = Decision::locked_out(message, policy);
-                let alarm =
-                    conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started);
-                let notices = notify(
-                    a.notifier.as_ref(),
-                    &alarm.notices,
-                    history,
-                    started,
-                    policy,
-                    &budget,
-                )
-                .await;
-                let done = finish(
-                    &g.store,
-                    alarm,
-                    notices,
-                    &g.observed,
-                    policy,
-                    mode,
-                    &budget,
-                    started,
-                )
-                .await;
-                close(g.store).await;
-                return done;
-            }
-            close(g.store).await;
-            return lock_lost(policy, request, mode.output);
-        }
+        Ok(false) => return lock_taken(a, g, policy, request, mode, &budget, started).await,
         Err(e) => {
             let e = anyhow::anyhow!("cannot take the run lock: {e}; nothing was done");
             close(g.store).await;
@@ -306,15 +273,15 @@ where
         apply(&a.cluster, &decision, &budget).await
     };
     let mut conclusion = conclude::conclude(decision, applied, &policy.tiers, started);
+    let history = g.history.as_deref().ok();
     let notices = if mode.dry_run {
         let dry = |n: &Notice| NoticeReport::new(n, NoticeStatus::DryRun);
         conclusion.notices.iter().map(dry).collect()
     } else {
-        let history = g.history.as_deref().ok();
-        let notices = &conclusion.notices;
+        let notifier = a.notifier.as_ref();
         notify(
-            a.notifier.as_ref(),
-            notices,
+            notifier,
+            &conclusion.notices,
             history,
             started,
             policy,
@@ -325,14 +292,49 @@ where
     if let Some(why) = budget.stopped() {
         conclusion = conclusion.stopped(why);
     }
+    let observed = &g.observed;
+    let done = finish(
+        &g.store, conclusion, notices, observed, policy, mode, &budget, started,
+    )
+    .await;
+    close(g.store).await;
+    done
+}
+
+/// Another run holds the lock: someone at work (see [`lock_lost`]), or a
+/// stuck holder, which is an alarm with a record of its own.
+async fn lock_taken<U, C, P, O, N>(
+    a: &Adapters<U, C, P, O, N>,
+    g: Gathered<O::Store>,
+    policy: &Policy,
+    request: Request,
+    mode: Mode,
+    budget: &Budget,
+    started: Timestamp,
+) -> anyhow::Result<Completion>
+where
+    O: OpenStore,
+    N: Notifier,
+{
+    let history = g.history.as_deref().ok();
+    let stuck = plan::lock_stuck(history, started, policy.check_interval)
+        .filter(|_| request == Request::Check);
+    let Some(message) = stuck else {
+        close(g.store).await;
+        return lock_lost(policy, request, mode.output);
+    };
+    let decision = Decision::locked_out(message, policy);
+    let alarm = conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started);
+    let notifier = a.notifier.as_ref();
+    let notices = notify(notifier, &alarm.notices, history, started, policy, budget).await;
     let done = finish(
         &g.store,
-        conclusion,
+        alarm,
         notices,
         &g.observed,
         policy,
         mode,
-        &budget,
+        budget,
         started,
     )
     .await;

@@ -225,18 +225,7 @@ pub fn conclude(
     started: Timestamp,
 ) -> Conclusion {
     let dry_run = applied == Applied::DryRun;
-    let results: Vec<ChangeResult> = decision
-        .changes
-        .iter()
-        .map(|c| match &applied {
-            Applied::DryRun => ChangeResult::Planned,
-            Applied::Results(r) => match r.iter().find(|(id, _)| *id == c.hpa) {
-                Some((_, Ok(()))) => ChangeResult::Applied,
-                Some((_, Err(e))) => ChangeResult::Failed(e.clone()),
-                None => ChangeResult::Unconfirmed,
-            },
-        })
-        .collect();
+    let results = results_of(&decision, &applied);
     let failed_patches: Vec<String> = decision
         .changes
         .iter()
@@ -281,14 +270,14 @@ pub fn conclude(
             ),
         });
     }
-    let mut message = decision.message();
-    if !failed_patches.is_empty() {
-        message = format!(
-            "{message}; {} of {} HPA patches failed",
-            failed_patches.len(),
+    let message = match failed_patches.len() {
+        0 => decision.message(),
+        n => format!(
+            "{}; {n} of {} HPA patches failed",
+            decision.message(),
             decision.changes.len()
-        );
-    }
+        ),
+    };
     let hold_until = match (decision.hold, outcome.took_effect()) {
         (Some(h), true) if decision.command == CommandKind::Upgrade => started.checked_add(h).ok(),
         _ => None,
@@ -304,6 +293,19 @@ pub fn conclude(
         hold_until,
         stopped: None,
     }
+}
+
+/// Per change of the decision, in its order, how it went.
+fn results_of(decision: &Decision, applied: &Applied) -> Vec<ChangeResult> {
+    let result = |hpa: &HpaRef| match applied {
+        Applied::DryRun => ChangeResult::Planned,
+        Applied::Results(r) => match r.iter().find(|(id, _)| id == hpa) {
+            Some((_, Ok(()))) => ChangeResult::Applied,
+            Some((_, Err(e))) => ChangeResult::Failed(e.clone()),
+            None => ChangeResult::Unconfirmed,
+        },
+    };
+    decision.changes.iter().map(|c| result(&c.hpa)).collect()
 }
 
 fn tier_changed(decision: &Decision, tiers: &TierTable, failed: &[String]) -> Notice {

@@ -362,33 +362,7 @@ pub fn current_tier(tiers: &TierTable, reference: &Hpa) -> Current {
 
 /// Decides. See the module docs.
 pub fn decide(inp: &Inputs) -> Decision {
-    let users = match &inp.demand {
-        Demand::Users(Ok(u)) => Some(*u),
-        _ => None,
-    };
-    let mut d = Decision {
-        command: inp.demand.command(),
-        users,
-        current: None,
-        need: None,
-        verdict: Verdict::Stay,
-        changes: vec![],
-        above: vec![],
-        unreadable: inp
-            .unreadable
-            .iter()
-            .map(|(r, e)| format!("{r}: {e}"))
-            .collect(),
-        hold: match inp.demand {
-            Demand::Upgrade { hold, .. } => hold,
-            Demand::Users(_) => None,
-        },
-        force: matches!(inp.demand, Demand::Upgrade { force: true, .. }),
-        scale_down: inp.policy.scale_down,
-        forecast: None,
-        preflight: vec![],
-        warnings: vec![],
-    };
+    let mut d = undecided(inp);
     let reference = inp.policy.reference();
     let Some(found) = inp.hpas.iter().find(|h| h.id == *reference) else {
         let why = inp
@@ -418,11 +392,7 @@ pub fn decide(inp: &Inputs) -> Decision {
             return d;
         }
         Demand::Users(Ok(u)) => {
-            d.forecast = (inp.policy.forecast.mode != ForecastMode::Off).then(|| {
-                let p = inp.policy;
-                let (s, tiers) = (&p.forecast.settings, &p.tiers);
-                forecast::forecast(inp.samples, inp.now, Some(*u), s, p.check_interval, tiers)
-            });
+            d.forecast = forecast_of(inp, *u);
             let extra = floors(inp.policy, inp.now, inp.hold, d.forecast.as_ref());
             need_of(*u, &extra, inp.policy)
         }
@@ -441,21 +411,64 @@ pub fn decide(inp: &Inputs) -> Decision {
         Demand::Users(_) => verdict(inp, current.capacity, &need),
     };
     d.need = Some(need);
-    let target = d.target().unwrap_or(current.capacity);
-    let tier = inp
-        .policy
-        .tiers
-        .get(target)
-        .unwrap_or(inp.policy.tiers.floor());
-    let intent = if target != current.capacity || d.command == CommandKind::Upgrade {
-        Intent::Exact
-    } else {
-        Intent::RaiseOnly
-    };
     if !matches!(d.verdict, Verdict::Failed(_) | Verdict::Refused(_)) {
+        let target = d.target().unwrap_or(current.capacity);
+        let tiers = &inp.policy.tiers;
+        let tier = tiers.get(target).unwrap_or(tiers.floor());
+        let intent = if target != current.capacity || d.command == CommandKind::Upgrade {
+            Intent::Exact
+        } else {
+            Intent::RaiseOnly
+        };
         (d.changes, d.above, d.warnings) = changes(tier, inp.hpas, intent);
     }
     d
+}
+
+/// The decision before anything is known: what was asked, nothing decided.
+fn undecided(inp: &Inputs) -> Decision {
+    Decision {
+        command: inp.demand.command(),
+        users: match &inp.demand {
+            Demand::Users(Ok(u)) => Some(*u),
+            _ => None,
+        },
+        current: None,
+        need: None,
+        verdict: Verdict::Stay,
+        changes: vec![],
+        above: vec![],
+        unreadable: inp
+            .unreadable
+            .iter()
+            .map(|(r, e)| format!("{r}: {e}"))
+            .collect(),
+        hold: match inp.demand {
+            Demand::Upgrade { hold, .. } => hold,
+            Demand::Users(_) => None,
+        },
+        force: matches!(inp.demand, Demand::Upgrade { force: true, .. }),
+        scale_down: inp.policy.scale_down,
+        forecast: None,
+        preflight: vec![],
+        warnings: vec![],
+    }
+}
+
+/// The forecast of this run, unless it is off.
+fn forecast_of(inp: &Inputs, users: u32) -> Option<Forecast> {
+    let p = inp.policy;
+    (p.forecast.mode != ForecastMode::Off).then(|| {
+        let (s, tiers) = (&p.forecast.settings, &p.tiers);
+        forecast::forecast(
+            inp.samples,
+            inp.now,
+            Some(users),
+            s,
+            p.check_interval,
+            tiers,
+        )
+    })
 }
 
 /// The metric floor and the others; the need is the highest.

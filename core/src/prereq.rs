@@ -122,79 +122,56 @@ fn shortfalls(observed: &Observed, tier: &Tier) -> Vec<Shortfall> {
     let region = observed.region.as_str();
     let mut out = vec![];
     if let (Some(rds), Some(need)) = (&observed.rds, &tier.rds_instance_class) {
-        let need = &need.value;
-        if rds.members.is_empty() {
-            // Vacuously "every member satisfies it", but nothing would serve
-            // the queries: never let that through.
-            out.push(Shortfall {
-                resource: Resource::Rds,
-                member: rds.cluster.clone(),
-                role: "cluster".into(),
-                have: "empty".into(),
-                need: need.clone(),
-                why: format!("cluster {} has no DB instances", rds.cluster),
-                fix: command(
-                    &[
-                        "aws rds create-db-instance --db-cluster-identifier",
-                        &rds.cluster,
-                        "--db-instance-identifier",
-                        &format!("{}-1", rds.cluster),
-                        "--db-instance-class",
-                        need,
-                        "--engine <the cluster's engine>",
-                    ],
-                    region,
-                ),
-            });
-        }
-        for m in &rds.members {
-            if let Err(why) = catalog::satisfies(&m.class, need) {
-                out.push(Shortfall {
-                    resource: Resource::Rds,
-                    member: m.id.clone(),
-                    role: if m.writer { "writer" } else { "reader" }.into(),
-                    have: m.class.clone(),
-                    need: need.clone(),
-                    why,
-                    fix: command(
-                        &[
-                            "aws rds modify-db-instance --db-instance-identifier",
-                            &m.id,
-                            "--db-instance-class",
-                            need,
-                            "--apply-immediately",
-                        ],
-                        region,
-                    ),
-                });
-            }
-        }
+        out.extend(rds_shortfalls(rds, &need.value, region));
     }
     if let (Some(redis), Some(need)) = (&observed.redis, &tier.redis_node_type) {
-        let need = &need.value;
-        if let Err(why) = catalog::satisfies(&redis.node_type, need) {
-            let (role, modify) = match redis.kind {
-                RedisKind::ReplicationGroup => (
-                    "replication group",
-                    "aws elasticache modify-replication-group --replication-group-id",
-                ),
-                RedisKind::CacheCluster => (
-                    "cache cluster",
-                    "aws elasticache modify-cache-cluster --cache-cluster-id",
-                ),
-            };
+        out.extend(redis_shortfall(redis, &need.value, region));
+    }
+    out
+}
+
+/// Every Aurora member must satisfy the class; an empty cluster never does.
+fn rds_shortfalls(rds: &RdsObserved, need: &str, region: &str) -> Vec<Shortfall> {
+    let need = &need.to_string();
+    let mut out = vec![];
+    if rds.members.is_empty() {
+        // Vacuously "every member satisfies it", but nothing would serve
+        // the queries: never let that through.
+        out.push(Shortfall {
+            resource: Resource::Rds,
+            member: rds.cluster.clone(),
+            role: "cluster".into(),
+            have: "empty".into(),
+            need: need.clone(),
+            why: format!("cluster {} has no DB instances", rds.cluster),
+            fix: command(
+                &[
+                    "aws rds create-db-instance --db-cluster-identifier",
+                    &rds.cluster,
+                    "--db-instance-identifier",
+                    &format!("{}-1", rds.cluster),
+                    "--db-instance-class",
+                    need,
+                    "--engine <the cluster's engine>",
+                ],
+                region,
+            ),
+        });
+    }
+    for m in &rds.members {
+        if let Err(why) = catalog::satisfies(&m.class, need) {
             out.push(Shortfall {
-                resource: Resource::Redis,
-                member: redis.name.clone(),
-                role: role.into(),
-                have: redis.node_type.clone(),
+                resource: Resource::Rds,
+                member: m.id.clone(),
+                role: if m.writer { "writer" } else { "reader" }.into(),
+                have: m.class.clone(),
                 need: need.clone(),
                 why,
                 fix: command(
                     &[
-                        modify,
-                        &redis.name,
-                        "--cache-node-type",
+                        "aws rds modify-db-instance --db-instance-identifier",
+                        &m.id,
+                        "--db-instance-class",
                         need,
                         "--apply-immediately",
                     ],
@@ -204,6 +181,39 @@ fn shortfalls(observed: &Observed, tier: &Tier) -> Vec<Shortfall> {
         }
     }
     out
+}
+
+/// The Redis node type must satisfy the tier's.
+fn redis_shortfall(redis: &RedisObserved, need: &str, region: &str) -> Option<Shortfall> {
+    let why = catalog::satisfies(&redis.node_type, need).err()?;
+    let (role, modify) = match redis.kind {
+        RedisKind::ReplicationGroup => (
+            "replication group",
+            "aws elasticache modify-replication-group --replication-group-id",
+        ),
+        RedisKind::CacheCluster => (
+            "cache cluster",
+            "aws elasticache modify-cache-cluster --cache-cluster-id",
+        ),
+    };
+    Some(Shortfall {
+        resource: Resource::Redis,
+        member: redis.name.clone(),
+        role: role.into(),
+        have: redis.node_type.clone(),
+        need: need.to_string(),
+        why,
+        fix: command(
+            &[
+                modify,
+                &redis.name,
+                "--cache-node-type",
+                need,
+                "--apply-immediately",
+            ],
+            region,
+        ),
+    })
 }
 
 /// An AWS CLI command line. `parts` alternate between literal text and
