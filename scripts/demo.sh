@@ -89,6 +89,10 @@ else
   STORE='mysql_host: ""'
 fi
 
+# A launch six hours from now, in the audience's zone: too big for today's
+# database, so the first check warns about it ahead of time.
+LAUNCH=$(TZ=Asia/Shanghai date -d '+6 hours' '+%Y-%m-%dT%H:%M')
+
 cat >"$WORK/config.yaml" <<YAML
 # The demo's config: config/example.yaml pointed at the stand-ins.
 property_id: "properties/123456789"
@@ -122,6 +126,12 @@ check_time: 5
 timeout_seconds: 5
 state_file: "$WORK/runs.jsonl"
 $STORE
+# Known peaks: floors of the decision, warned about a day ahead when the
+# database or cache is too small for them.
+timezone: "Asia/Shanghai"
+preflight_hours: 24
+schedules:
+  - { name: launch, at: "$LAUNCH", duration: 2h, capacity: 3000 }
 YAML
 export HPA_TIER_CONFIG=$WORK/config.yaml
 
@@ -161,7 +171,11 @@ PY
 bold "== the tier table (hpa-tier tiers)"
 "$BIN" tiers
 
+bold "== the scheduled windows (hpa-tier schedules: the config alone, no network)"
+"$BIN" schedules --days 2
+
 bold "== traffic grows"
+say "the first check also looks a day ahead: the launch needs tier 3000, which the reader cannot serve"
 for users in 6 150 300 500 600; do tick "$users"; done
 say "1000 users need tier 1000, whose database class the reader does not have"
 tick 1000
@@ -189,6 +203,14 @@ bold "== an operator pre-scales for tonight's event"
 say "hpa-tier upgrade 2000 --hold 2h: checks the prerequisites, moves every HPA, and keeps checks from stepping down"
 "$BIN" upgrade 2000 --hold 2h || echo "(exit $?)"
 feishu_news
+tick 250
+
+bold "== the evening peak goes into the config"
+say "a window of tier 4000 starting in 5 minutes, raised 10 minutes ahead (its lead): at once"
+EVENING=$(TZ=Asia/Shanghai date -d '+5 minutes' '+%Y-%m-%dT%H:%M')
+cat >>"$WORK/config.yaml" <<YAML
+  - { name: evening-peak, at: "$EVENING", duration: 3h, capacity: 4000, lead: 10m }
+YAML
 tick 250
 
 bold "== hpa-tier status"

@@ -46,7 +46,9 @@ demo_log=$(mktemp)
 if ! bash scripts/demo.sh >"$demo_log" 2>&1; then cat "$demo_log" >&2; exit 1; fi
 for line in "blocked at 600: tier 1000 needs RDS db.r5.8xlarge; reader prod-aurora-2 is db.r7g.large" \
             "scaled up 600 → 1000" "scaled up 3000 → 4000" "held at 4000" "scaled down 4000 → 600" \
-            "signature verified; code 0" "upgrade to 2000: scaled up 600 → 2000" "held at 2000: hold at 2000"; do
+            "signature verified; code 0" "upgrade to 2000: scaled up 600 → 2000" "held at 2000: hold at 2000" \
+            "Window launch at" "tier 3000 not allowed yet" \
+            "250 users need tier 600; schedule evening-peak needs 4000: scaled up 2000 → 4000"; do
   grep -qF "$line" "$demo_log" || { cat "$demo_log" >&2; echo "demo output lacks: $line" >&2; exit 1; }
 done
 rm -f "$demo_log"
