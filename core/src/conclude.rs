@@ -7,8 +7,9 @@
 use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
+use crate::forecast::Forecast;
 use crate::hpa::HpaRef;
-use crate::notice::{Notice, ServiceReplicas};
+use crate::notice::{Notice, Preflight, ServiceReplicas};
 use crate::plan::{
     Above, Blocked, Current, Decision, Floor, FloorReason, HeldBy, RUN_LOCK, Verdict,
 };
@@ -187,6 +188,10 @@ pub struct RunReport {
     /// Every floor considered (the metric need, a hold, …) and which decided.
     pub floors: Vec<Floor>,
     pub decided_by: Option<FloorReason>,
+    /// The forecast, when `forecast.mode` is `advise` or `scale`.
+    pub forecast: Option<Forecast>,
+    /// Schedule windows ahead whose tier the prerequisites do not allow.
+    pub preflight: Vec<Preflight>,
     pub errors: Vec<String>,
     /// What a person should know that changed nothing by itself.
     pub warnings: Vec<String>,
@@ -479,6 +484,8 @@ impl Conclusion {
                 .map(|n| n.floors.clone())
                 .unwrap_or_default(),
             decided_by: d.need.as_ref().map(|n| n.decided_by.clone()),
+            forecast: d.forecast.clone(),
+            preflight: d.preflight.clone(),
             errors: d.errors(),
             warnings: d.warnings.clone(),
             notices,
