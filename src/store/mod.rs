@@ -14,6 +14,7 @@
 
 pub mod file;
 pub mod mysql;
+pub mod tls;
 
 use std::future::Future;
 use std::path::Path;
