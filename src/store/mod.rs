@@ -14,6 +14,7 @@
 
 pub mod file;
 pub mod mysql;
+mod private;
 pub mod tls;
 
 use std::future::Future;

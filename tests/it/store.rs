@@ -1033,12 +1033,92 @@ async fn file_store_compacts_a_big_file_but_keeps_the_hold() {
 
     let size = std::fs::metadata(&state).unwrap().len();
     assert!(size < 1024 * 1024, "compacted to {size} bytes");
+    assert_eq!(mode(&state), 0o600, "the rewritten file is the store's own");
+    assert_eq!(
+        files_in(state.parent().unwrap()),
+        ["runs.jsonl", "runs.jsonl.lock"],
+        "no temporary file left behind"
+    );
     assert_eq!(
         ids(&s.latest(100).await.unwrap()),
         ids(&[recent, hold.clone()])
     );
     assert_eq!(s.last_upgrade().await.unwrap(), Some(hold));
     s.close().await;
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn file_store_files_are_0600_whatever_the_umask_allows() {
+    // The process's umask (022 under scripts/test.sh) would leave 0644;
+    // tests/it/e2e.rs runs the binary under umask 000 and 022.
+    let dir = tempdir();
+    let state = state_in(&dir);
+    let s = store::open(None, &state, CLUSTER, TIMEOUT).await;
+    assert_eq!(s.try_lock(CLUSTER).await, Ok(true));
+    s.record(&check(now_ms(), 600, 600)).await.unwrap();
+    s.close().await;
+    let lock = state.with_file_name("runs.jsonl.lock");
+    assert_eq!((mode(&state), mode(&lock)), (0o600, 0o600));
+}
+
+#[tokio::test]
+async fn file_store_refuses_a_symlinked_state_file_and_leaves_its_target_alone() {
+    let dir = tempdir();
+    let target = dir.path().join("precious");
+    std::fs::write(&target, "not a run record\n").unwrap();
+    let state = dir.path().join("runs.jsonl");
+    std::os::unix::fs::symlink(&target, &state).unwrap();
+    let refused = format!(
+        "refusing {}: it is a symbolic link, and hpa-tier never follows one to a file it \
+         writes (set state_file to the real path)",
+        state.display()
+    );
+
+    let s = store::open(None, &state, CLUSTER, TIMEOUT).await;
+    let r = check(now_ms(), 600, 600);
+    assert_eq!(s.record(&r).await, Err(StoreError::Io(refused.clone())));
+    assert_eq!(
+        s.history(now_ms()).await,
+        Err(StoreError::Io(refused.clone()))
+    );
+    s.close().await;
+    // As the spool of an unreachable MySQL, too.
+    let db = FreshDb::new();
+    let down = store::open(Some(&dead(&db.name, "")), &state, CLUSTER, TIMEOUT).await;
+    let e = down.record(&r).await.unwrap_err().to_string();
+    assert!(e.contains(&refused), "{e}");
+    down.close().await;
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "not a run record\n"
+    );
+
+    // A symlinked lock file is refused the same way.
+    let real = dir.path().join("real.jsonl");
+    let lock = dir.path().join("real.jsonl.lock");
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    let s = store::open(None, &real, CLUSTER, TIMEOUT).await;
+    let e = s.try_lock(CLUSTER).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("refusing {}", lock.display())), "{e}");
+    s.close().await;
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "not a run record\n"
+    );
 }
 
 #[tokio::test]
