@@ -156,10 +156,9 @@ fn find<T: std::error::Error + 'static>(e: &mysql_async::Error) -> Option<&T> {
         if let Some(inner) = err
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
+            && let Some(t) = inner.downcast_ref::<T>()
         {
-            if let Some(t) = inner.downcast_ref::<T>() {
-                return Some(t);
-            }
+            return Some(t);
         }
         next = err.source();
     }

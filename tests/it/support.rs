@@ -13,7 +13,19 @@ pub fn bin() -> PathBuf {
 /// Runs the binary with `args`, no stdin, a clean environment apart from
 /// PATH/HOME and `env`, and returns its output.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin());
+    run_from(Command::new(bin()), args, env)
+}
+
+/// As [`run`], with the process's umask set to `umask` (octal, e.g. `022`).
+pub fn run_under_umask(umask: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(bin());
+    run_from(sh, args, env)
+}
+
+fn run_from(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -245,6 +257,9 @@ pub mod tls_mariadb {
         /// PEM of an unrelated CA with the same subject name.
         pub other_ca: PathBuf,
         socket: PathBuf,
+        /// The script: it outlives every test, and stops the server when
+        /// this process exits.
+        _watchdog: std::process::Child,
     }
 
     /// A server whose certificate is for `127.0.0.1` and `localhost`, and
@@ -351,6 +366,7 @@ pub mod tls_mariadb {
                 ca,
                 other_ca,
                 socket: dir.join("mysqld.sock"),
+                _watchdog: child,
             }
         }
 
