@@ -419,7 +419,7 @@ pub mod tls_mariadb {
         }
 
         /// A fresh database and an account on it as deploy/mysql/grants.sql
-        /// makes one: `REQUIRE SSL`, and only CREATE, SELECT, INSERT, UPDATE.
+        /// makes one: `REQUIRE SSL`, and only the privileges its GRANT lists.
         pub fn account(&'static self, password: &str) -> TlsAccount {
             self.make_account(password, " REQUIRE SSL")
         }
@@ -437,7 +437,8 @@ pub mod tls_mariadb {
                 "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'{require}"
             ));
             self.exec(&format!(
-                "GRANT CREATE, SELECT, INSERT, UPDATE ON `{db}`.* TO '{user}'@'%'"
+                "GRANT {} ON `{db}`.* TO '{user}'@'%'",
+                documented_privileges()
             ));
             TlsAccount {
                 server: self,
@@ -445,6 +446,20 @@ pub mod tls_mariadb {
                 user,
             }
         }
+    }
+
+    /// The privilege list of deploy/mysql/grants.sql's GRANT, as written.
+    fn documented_privileges() -> String {
+        let path = root().join("deploy/mysql/grants.sql");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let grant = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("GRANT "))
+            .unwrap_or_else(|| panic!("{} has no GRANT line", path.display()));
+        let (privileges, _) = grant
+            .split_once(" ON ")
+            .unwrap_or_else(|| panic!("GRANT <privileges> ON ...: {grant}"));
+        privileges.to_string()
     }
 
     pub struct TlsAccount {
