@@ -7,7 +7,9 @@
 #   scripts/test.sh -- NAME    only tests whose name contains NAME
 #
 # Needs: a Rust toolchain, python3 with venv, and either a running MariaDB on
-# 127.0.0.1:3306 (root, empty password) or permission to install/start one.
+# 127.0.0.1:3306 (root, empty password) or permission to install/start one;
+# the TLS tests also start MariaDB instances of their own (mariadb-server's
+# programs, installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
@@ -22,6 +24,7 @@ ensure_rust_components
 
 step "services: MariaDB, kubectl, promtool, moto"
 ensure_mariadb
+ensure_mariadb_programs   # mariadb-install-db & co. for the TLS MariaDB the tests start
 ensure_kubectl
 ensure_promtool       # exports HPA_TIER_TEST_PROMTOOL
 ensure_moto_venv

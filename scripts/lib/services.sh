@@ -38,6 +38,17 @@ ensure_mariadb() {
   mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket" 2>/dev/null || true
 }
 
+# The TLS tests start MariaDB instances of their own
+# (scripts/lib/mariadb-instance.sh): they need the server's programs even
+# where a MariaDB already answers on 3306.
+ensure_mariadb_programs() {
+  local d
+  for d in mariadb-install-db mysqladmin mysql; do
+    command -v "$d" >/dev/null || { apt_install mariadb-server mariadb-client; return; }
+  done
+  command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || apt_install mariadb-server
+}
+
 ensure_kubectl() {
   command -v kubectl >/dev/null || apt_install kubernetes-client
 }

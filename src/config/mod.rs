@@ -1,8 +1,10 @@
 //! The YAML configuration: parse (serde, unknown keys rejected, with line
 //! numbers) into the raw file, then validate it section by section into a
 //! [`Config`] that cannot be invalid: the decision's [`Policy`] plus the
-//! adapters' settings. `load` is the only function here that reads a file
-//! (and [`Config::check_key_file`], which only some commands need).
+//! adapters' settings. `load` is the only function here that reads a file,
+//! apart from the `mysql_ssl_ca` bundle (read while validating, so a
+//! bad one is exit 2 before anything runs) and [`Config::check_key_file`],
+//! which only some commands need.
 //!
 //! Every key of the Python tool's `config.yaml` is accepted with its meaning;
 //! the keys it did not have are optional, except `services`. Each section
@@ -36,7 +38,7 @@ pub use aws::AwsSettings;
 pub use error::ConfigError;
 pub use kube::KubeSettings;
 pub use notify::FeishuSettings;
-pub use store::{DEFAULT_STATE_FILE, MysqlSettings};
+pub use store::{CaBundle, DEFAULT_STATE_FILE, MysqlSettings, MysqlTls, SslMode};
 pub use users::{DEFAULT_GA_API_URL, GaSettings, UsersSource};
 
 pub const DEFAULT_PATH: &str = "config/config.yaml";
@@ -324,6 +326,88 @@ services:
         let m = c.mysql.unwrap();
         assert_eq!(m.password.expose(), "s3cret");
         assert!(!format!("{m:?}").contains("s3cret"));
+    }
+
+    const MYSQL: &str = "mysql_host: db\nmysql_user: u\nmysql_db: hpa\n";
+
+    #[test]
+    fn mysql_ssl_mode_defaults_to_preferred_and_takes_the_mysql_clients_spellings() {
+        let c = ok(&format!("{MINIMAL}{MYSQL}"));
+        assert_eq!(c.mysql.unwrap().tls, MysqlTls::default());
+        assert_eq!(MysqlTls::default().mode, SslMode::Preferred);
+        for (text, want) in [
+            ("disabled", SslMode::Disabled),
+            ("PREFERRED", SslMode::Preferred),
+            ("required", SslMode::Required),
+            ("VERIFY_CA", SslMode::VerifyCa),
+            ("verify-identity", SslMode::VerifyIdentity),
+            ("\"\"", SslMode::Preferred),
+        ] {
+            let c = ok(&format!("{MINIMAL}{MYSQL}mysql_ssl_mode: {text}\n"));
+            assert_eq!(c.mysql.unwrap().tls.mode, want, "{text}");
+        }
+        let e = err(&format!("{MINIMAL}{MYSQL}mysql_ssl_mode: verify\n"));
+        assert!(
+            e.contains("mysql_ssl_mode (line ")
+                && e.contains("`verify` is not one of disabled, preferred, required, verify_ca, verify_identity"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mysql_ssl_ca_is_read_and_checked_when_validating() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.self_signed(&key).unwrap().pem()
+        };
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, format!("{}{}", ca("one"), ca("two"))).unwrap();
+        let text = |path: &Path, mode: &str| {
+            format!(
+                "{MINIMAL}{MYSQL}mysql_ssl_mode: {mode}\nmysql_ssl_ca: \"{}\"\n",
+                path.display()
+            )
+        };
+        let tls = ok(&text(&bundle, "verify_identity")).mysql.unwrap().tls;
+        let got = tls.ca.expect("the bundle");
+        assert_eq!((got.path.as_path(), got.certs.len()), (bundle.as_path(), 2));
+
+        let missing = dir.path().join("missing.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for (path, mode, want) in [
+            (&missing, "verify_ca", "cannot read"),
+            (&garbage, "verify_ca", "certificate 1 of"),
+            (&empty, "verify_identity", "holds no PEM certificate"),
+            (
+                &bundle,
+                "required",
+                "is only used by mysql_ssl_mode verify_ca or verify_identity",
+            ),
+            (
+                &bundle,
+                "preferred",
+                "the server certificate is not checked",
+            ),
+        ] {
+            let e = err(&text(path, mode));
+            assert!(
+                e.contains("mysql_ssl_ca (line ") && e.contains(want),
+                "{mode} {path:?}: {e}"
+            );
+        }
     }
 
     #[test]

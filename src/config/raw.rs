@@ -52,6 +52,18 @@ pub struct RawConfig {
     pub mysql_pwd: String,
     #[serde(default)]
     pub mysql_db: String,
+    /// TLS to MySQL, as the MySQL client's `--ssl-mode`: `disabled` (never),
+    /// `preferred` (the default: TLS when the server offers it, else plain;
+    /// the certificate is not checked), `required` (TLS or fail, certificate
+    /// not checked), `verify_ca` (the certificate must chain to
+    /// `mysql_ssl_ca`, any host name), `verify_identity` (as `verify_ca`, and
+    /// it must be for `mysql_host`).
+    #[serde(default)]
+    pub mysql_ssl_mode: Option<String>,
+    /// PEM bundle of the CAs that `verify_ca`/`verify_identity` trust (e.g.
+    /// the RDS global bundle); empty: the bundled public (Mozilla) roots.
+    #[serde(default)]
+    pub mysql_ssl_ca: Option<String>,
     /// The reference HPA (the one that tells the current tier).
     #[serde(default)]
     pub hpa_name: String,

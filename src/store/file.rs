@@ -10,13 +10,16 @@
 //! append steps over. Every write — append, compaction, removing flushed
 //! spool lines — holds the lock file, so rewrites never lose an append.
 //!
+//! The files are opened through `private`: created 0600, never followed
+//! through a symlink (a symlinked `state_file` is refused, saying so).
+//!
 //! The file store compacts itself once the file passes [`COMPACT_AT`] bytes,
 //! keeping [`RETAIN`] of history and each scope's newest upgrade (it may
 //! carry a hold). The spool is never compacted: every spooled record is owed
 //! to MySQL.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Recorded, RunStore, StoreError};
+use super::{Recorded, RunStore, StoreError, private};
 use hpa_tier_core::record::{CommandKind, RunRecord};
 
 /// The file store compacts once the file is bigger than this.
@@ -148,6 +151,13 @@ fn keep_on_compaction(entries: &[Entry], now: Timestamp) -> Vec<bool> {
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    if private::is_symlink_refusal(&e) {
+        return StoreError::Io(format!(
+            "refusing {}: it is a symbolic link, and hpa-tier never follows one to a file it \
+             writes (set state_file to the real path)",
+            path.display()
+        ));
+    }
     StoreError::Io(format!(
         "{what} {}: {e} (check that the directory exists or can be created, and is \
          writable by the user hpa-tier runs as; `state_file` sets where it is)",
@@ -246,7 +256,7 @@ impl FileStore {
 
 impl Inner {
     fn read(&self) -> Result<Vec<Entry>, StoreError> {
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match private::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(io_err("cannot read", &self.path, e)),
@@ -273,11 +283,7 @@ impl Inner {
         {
             std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
         }
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
+        private::lock(&self.lock_path)
             .map_err(|e| io_err("cannot open the lock file", &self.lock_path, e))
     }
 
@@ -321,7 +327,7 @@ impl Inner {
     /// Returns whether it wrote.
     fn append(&self, record: &RunRecord) -> Result<bool, StoreError> {
         self.with_write_lock(|| {
-            let existing = match std::fs::read(&self.path) {
+            let existing = match private::read(&self.path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
                 Err(e) => return Err(io_err("cannot read", &self.path, e)),
@@ -349,11 +355,8 @@ impl Inner {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
             }
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| io_err("cannot open", &self.path, e))?;
+            let mut file =
+                private::append(&self.path).map_err(|e| io_err("cannot open", &self.path, e))?;
             // One write of the whole line: O_APPEND keeps it in one piece.
             file.write_all(&buf)
                 .and_then(|()| file.sync_data())
@@ -380,8 +383,9 @@ impl Inner {
         })
     }
 
-    /// Replaces the file with the kept entries: written aside, synced, then
-    /// renamed over, so a crash leaves either the old file or the new one.
+    /// Replaces the file with the kept entries: written aside under a
+    /// random name, synced, then renamed over, so a crash leaves either the
+    /// old file or the new one.
     fn rewrite(&self, entries: &[Entry], keep: &[bool]) -> Result<(), StoreError> {
         let mut buf = String::new();
         for (e, k) in entries.iter().zip(keep) {
@@ -390,23 +394,8 @@ impl Inner {
                 buf.push('\n');
             }
         }
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(self.path.file_name().unwrap_or_default());
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = self.path.with_file_name(tmp_name);
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(buf.as_bytes())?;
-            f.sync_all()?;
-            if let Ok(meta) = std::fs::metadata(&self.path) {
-                std::fs::set_permissions(&tmp, meta.permissions())?;
-            }
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err("cannot rewrite", &self.path, e)
-        })
+        private::replace(&self.path, buf.as_bytes())
+            .map_err(|e| io_err("cannot rewrite", &self.path, e))
     }
 }
 

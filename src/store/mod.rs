@@ -14,6 +14,8 @@
 
 pub mod file;
 pub mod mysql;
+mod private;
+pub mod tls;
 
 use std::future::Future;
 use std::path::Path;
@@ -117,7 +119,8 @@ pub struct Store {
 }
 
 enum Backend {
-    Mysql(MysqlStore),
+    /// Boxed: the connection pool and its options dwarf the other variants.
+    Mysql(Box<MysqlStore>),
     File(FileStore),
     /// MySQL is configured but could not be used: records go to the spool,
     /// reads fail (no history means no scale-down), the lock is the lock file.
@@ -156,7 +159,7 @@ pub async fn open(
                     );
                 }
                 return Store {
-                    backend: Backend::Mysql(store),
+                    backend: Backend::Mysql(Box::new(store)),
                 };
             }
             Err(e @ StoreError::Io(_)) => {
@@ -167,7 +170,7 @@ pub async fn open(
                     "cannot read the spool: records spooled earlier stay there until it can be read"
                 );
                 return Store {
-                    backend: Backend::Mysql(store),
+                    backend: Backend::Mysql(Box::new(store)),
                 };
             }
             Err(e) => {
@@ -224,7 +227,7 @@ pub async fn open_read_only(
     let spool = FileStore::new(state_file, scope, timeout, Role::ReadOnly);
     match MysqlStore::connect(settings, scope, timeout, spool.clone(), true).await {
         Ok(store) => Store {
-            backend: Backend::Mysql(store),
+            backend: Backend::Mysql(Box::new(store)),
         },
         Err(e) => {
             let target = mysql::target(settings);
@@ -324,7 +327,7 @@ impl RunStore for Store {
 
     async fn close(self) {
         match self.backend {
-            Backend::Mysql(m) => m.close().await,
+            Backend::Mysql(m) => (*m).close().await,
             Backend::File(f) => f.close().await,
             Backend::Spool { spool, .. } => spool.close().await,
         }

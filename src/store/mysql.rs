@@ -2,6 +2,9 @@
 //! schema, history and hold queries, the per-cluster `GET_LOCK`, and writing
 //! the spool once MySQL answers again.
 //!
+//! The connection is TLS as `mysql_ssl_mode` says (see `tls`); with
+//! `preferred`, a server that offers no TLS is connected to in plain.
+//!
 //! Written for the SQL MariaDB 10.x and MySQL 8 (Aurora) share. Times are
 //! `DATETIME(3)` in UTC: a record's instants come back to the millisecond
 //! (finer digits are dropped when written). Every call — connecting
@@ -10,17 +13,19 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, TxOpts, Value};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, TxOpts, Value,
+};
 
 use super::file::FileStore;
-use super::{Recorded, RunStore, StoreError};
-use crate::config::MysqlSettings;
+use super::{Recorded, RunStore, StoreError, tls};
+use crate::config::{MysqlSettings, MysqlTls, SslMode};
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
 
 /// The runs table.
@@ -253,10 +258,27 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
     })
 }
 
-/// What an SRE can do about a server error, by code.
-fn hint(code: u16) -> &'static str {
+/// `ER_SECURE_TRANSPORT_REQUIRED` (MySQL 8; MariaDB answers 1045 instead).
+const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
+
+/// What an SRE can do about a server error, by code; `encrypted`: whether
+/// the connection that got it was TLS.
+fn hint(code: u16, encrypted: bool) -> &'static str {
     match code {
+        // MariaDB refuses a plain connection to a server with
+        // require_secure_transport=ON, or to a REQUIRE SSL account, with
+        // the same error as a wrong password.
+        1045 if !encrypted => {
+            " (check mysql_user and mysql_pwd; and this connection is not encrypted: a server \
+             with require_secure_transport=ON, or an account created REQUIRE SSL, refuses it \
+             with just this error: set mysql_ssl_mode to preferred or stricter, with TLS \
+             enabled on the server)"
+        }
         1045 => " (check mysql_user and mysql_pwd)",
+        ER_SECURE_TRANSPORT_REQUIRED => {
+            " (the server accepts only secure transport, require_secure_transport=ON: set \
+             mysql_ssl_mode to preferred or stricter)"
+        }
         // The privileges of deploy/mysql/grants.sql (tests/it/e2e.rs holds
         // the two to the same list).
         1044 | 1142 | 1143 => {
@@ -279,6 +301,10 @@ struct LockConn {
 pub struct MysqlStore {
     pool: Pool,
     opts: Opts,
+    tls: MysqlTls,
+    host: String,
+    /// Whether the connections are TLS (`preferred` may have found none).
+    encrypted: bool,
     target: String,
     database: String,
     scope: String,
@@ -298,32 +324,15 @@ impl MysqlStore {
         spool: FileStore,
         read_only: bool,
     ) -> Result<MysqlStore, StoreError> {
-        let constraints = PoolConstraints::new(0, 4).expect("0 <= 4");
-        let opts: Opts = OptsBuilder::default()
-            .ip_or_hostname(settings.host.clone())
-            .tcp_port(settings.port)
-            .user(Some(settings.user.clone()))
-            .pass(Some(settings.password.expose().to_string()))
-            .db_name(Some(settings.database.clone()))
-            // A loopback host would otherwise switch to the unix socket,
-            // which a container may not have.
-            .prefer_socket(false)
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    // Keep returned connections for the rest of the run.
-                    // Without a TTL the pool closes each one as it comes
-                    // back, and every query paid for a new connection:
-                    // seven per `check`, three or four with this.
-                    .with_inactive_connection_ttl(Duration::from_secs(60))
-                    // Sessions carry no state worth resetting; the lock has
-                    // its own connection.
-                    .with_reset_connection(false),
-            )
-            .into();
-        let store = MysqlStore {
+        let ssl = tls::ssl_opts(&settings.tls, &settings.host);
+        let encrypted = ssl.is_some();
+        let opts = options(settings, ssl);
+        let mut store = MysqlStore {
             pool: Pool::new(opts.clone()),
             opts,
+            tls: settings.tls.clone(),
+            host: settings.host.clone(),
+            encrypted,
             target: target(settings),
             database: settings.database.clone(),
             scope: scope.to_string(),
@@ -333,12 +342,7 @@ impl MysqlStore {
             lock: tokio::sync::Mutex::new(LockConn::default()),
         };
         let ready = async {
-            store
-                .bounded(store.timeout, async {
-                    let mut conn = store.pool.get_conn().await?;
-                    conn.ping().await
-                })
-                .await?;
+            store.first_contact(settings).await?;
             if !read_only {
                 store.migrate().await?;
             }
@@ -359,8 +363,13 @@ impl MysqlStore {
     }
 
     pub fn describe(&self) -> String {
+        let transport = match (self.encrypted, self.tls.mode) {
+            (false, _) => "not encrypted".to_string(),
+            (true, mode) if mode.verifies() => format!("TLS, {mode}"),
+            (true, _) => "TLS, certificate not verified".to_string(),
+        };
         format!(
-            "MySQL {}{}",
+            "MySQL {} ({transport}){}",
             self.target,
             if self.read_only { " (read-only)" } else { "" }
         )
@@ -374,10 +383,41 @@ impl MysqlStore {
                 s.code,
                 s.state,
                 s.message,
-                hint(s.code)
+                hint(s.code, self.encrypted)
             )),
-            other => StoreError::Unreachable(format!("MySQL {}: {other}", self.target)),
+            other => {
+                let text = tls::explain(&other, &self.tls, &self.host)
+                    .unwrap_or_else(|| other.to_string());
+                StoreError::Unreachable(format!("MySQL {}: {text}", self.target))
+            }
         }
+    }
+
+    /// The first connection, which tells whether the server offers TLS.
+    /// With `preferred` and a server that offers none, the store switches
+    /// to plain connections; any other failure stands.
+    async fn first_contact(&mut self, settings: &MysqlSettings) -> Result<(), StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let ping = |pool: Pool| async move {
+            let mut conn = pool.get_conn().await?;
+            conn.ping().await
+        };
+        match self.within(self.timeout, ping(self.pool.clone())).await? {
+            Ok(()) => return Ok(()),
+            Err(e) if tls::not_offered(&e) && self.tls.mode == SslMode::Preferred => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        tracing::warn!(
+            mysql = %self.target,
+            "the MySQL server offers no TLS: connecting without encryption (mysql_ssl_mode: \
+             preferred; `required` or stricter refuses such a server)"
+        );
+        self.opts = options(settings, None);
+        self.encrypted = false;
+        let tls_pool = std::mem::replace(&mut self.pool, Pool::new(self.opts.clone()));
+        let _ = tls_pool.disconnect().await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.bounded(left, ping(self.pool.clone())).await
     }
 
     /// Runs one exchange with the server under `limit`.
@@ -508,6 +548,34 @@ impl MysqlStore {
             self.target
         ))
     }
+}
+
+/// The driver's options: the pool, and TLS as `ssl` says (`None`: plain).
+fn options(settings: &MysqlSettings, ssl: Option<SslOpts>) -> Opts {
+    let constraints = PoolConstraints::new(0, 4).expect("0 <= 4");
+    OptsBuilder::default()
+        .ip_or_hostname(settings.host.clone())
+        .tcp_port(settings.port)
+        .user(Some(settings.user.clone()))
+        .pass(Some(settings.password.expose().to_string()))
+        .db_name(Some(settings.database.clone()))
+        // A loopback host would otherwise switch to the unix socket,
+        // which a container may not have.
+        .prefer_socket(false)
+        .ssl_opts(ssl)
+        .pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                // Keep returned connections for the rest of the run.
+                // Without a TTL the pool closes each one as it comes
+                // back, and every query paid for a new connection:
+                // seven per `check`, three or four with this.
+                .with_inactive_connection_ttl(Duration::from_secs(60))
+                // Sessions carry no state worth resetting; the lock has
+                // its own connection.
+                .with_reset_connection(false),
+        )
+        .into()
 }
 
 /// Applies the migrations the database lacks; returns them.
@@ -822,9 +890,13 @@ mod tests {
 
     #[test]
     fn server_error_hints_name_the_key_to_fix() {
-        assert!(hint(1045).contains("mysql_pwd"));
-        assert!(hint(1049).contains("mysql_db"));
-        assert!(hint(1142).contains("grant"));
-        assert_eq!(hint(1064), "");
+        assert!(hint(1045, true).contains("mysql_pwd"));
+        assert!(hint(1045, false).contains("mysql_pwd"));
+        assert!(hint(1045, false).contains("require_secure_transport"));
+        assert!(!hint(1045, true).contains("require_secure_transport"));
+        assert!(hint(ER_SECURE_TRANSPORT_REQUIRED, false).contains("mysql_ssl_mode"));
+        assert!(hint(1049, true).contains("mysql_db"));
+        assert!(hint(1142, true).contains("grant"));
+        assert_eq!(hint(1064, true), "");
     }
 }

@@ -202,6 +202,43 @@ fn broken_configs_exit_2_with_a_message_naming_the_problem() {
 }
 
 #[test]
+fn a_bad_mysql_tls_setting_exits_2_naming_the_key_before_anything_runs() {
+    let dir = tempdir();
+    let not_pem = write(dir.path(), "not.pem", "just text\n");
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let mysql = "mysql_host: 127.0.0.1\nmysql_user: hpa_tier\nmysql_db: hpa_tier\n";
+    let cases = [
+        (
+            "mysql_ssl_mode: verify\n".to_string(),
+            "mysql_ssl_mode (line 15): `verify` is not one of",
+        ),
+        (
+            format!("mysql_ssl_mode: verify_ca\nmysql_ssl_ca: {missing}\n"),
+            "mysql_ssl_ca (line 16): cannot read",
+        ),
+        (
+            format!("mysql_ssl_mode: verify_identity\nmysql_ssl_ca: {not_pem}\n"),
+            "holds no PEM certificate",
+        ),
+        (
+            format!("mysql_ssl_mode: required\nmysql_ssl_ca: {not_pem}\n"),
+            "mysql_ssl_ca (line 16): is only used by mysql_ssl_mode verify_ca or verify_identity",
+        ),
+    ];
+    for (tls, expect) in cases {
+        let path = write(dir.path(), "c.yaml", &format!("{SERVICES}{mysql}{tls}"));
+        let o = run(&["-c", &path, "check", "--users", "700"], &[]);
+        assert_eq!(o.status.code(), Some(2), "{tls}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expect),
+            "{tls}: expected {expect:?} in {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{tls}");
+    }
+}
+
+#[test]
 fn a_usage_error_exits_2() {
     let o = run(&["frobnicate"], &[]);
     assert_eq!(o.status.code(), Some(2));

@@ -14,7 +14,7 @@ use hpa_tier_standins::google::{self, Google, ServiceAccount};
 use hpa_tier_standins::kube::{self, KubeAuth, KubeStandin};
 use mysql_async::prelude::Queryable;
 
-use crate::support::{self, FreshDb, moto, mysql_exec, stderr, stdout, unique};
+use crate::support::{self, FreshDb, moto, mysql_exec, stderr, stdout, tls_mariadb, unique};
 
 const AWS_SECRET: &str = "e2e-aws-secret-never-printed";
 const FEISHU_TOKEN: &str = "e2e-bot-token-never-printed";
@@ -199,6 +199,13 @@ state_file: "{state}"
         let mut all = vec!["-c", self.config.as_str()];
         all.extend_from_slice(args);
         support::run(&all, &self.env())
+    }
+
+    /// As [`Rig::run`], under `umask`.
+    fn run_under_umask(&self, umask: &str, args: &[&str]) -> Output {
+        let mut all = vec!["-c", self.config.as_str()];
+        all.extend_from_slice(args);
+        support::run_under_umask(umask, &all, &self.env())
     }
 
     /// Rewrites the config (e.g. to point MySQL at a dead port).
@@ -896,6 +903,91 @@ fn mysql_down_still_applies_spools_the_record_and_the_next_run_flushes_it() {
     assert_eq!(rows[1].outcome, "noop");
     let spool = std::fs::read_to_string(rig.dir.path().join("runs.jsonl")).unwrap_or_default();
     assert_eq!(spool.trim(), "", "spool emptied");
+}
+
+#[test]
+fn mysql_tls_with_the_wrong_ca_still_applies_exits_1_and_spools_then_the_right_ca_flushes() {
+    let rig = Rig::new();
+    let server = tls_mariadb::for_loopback();
+    let account = server.account(MYSQL_PASSWORD);
+    let with_ca = |ca: &std::path::Path| {
+        let text = rig
+            .config_text
+            .replace(
+                "mysql_port: 3306\n",
+                &format!(
+                    "mysql_port: {}\nmysql_ssl_mode: verify_ca\nmysql_ssl_ca: \"{}\"\n",
+                    server.port,
+                    ca.display()
+                ),
+            )
+            .replace(
+                &format!("mysql_user: {}\n", rig.mysql_user),
+                &format!("mysql_user: {}\n", account.user),
+            )
+            .replace(
+                &format!("mysql_db: {}\n", rig.db_name()),
+                &format!("mysql_db: {}\n", account.db),
+            );
+        assert!(text.contains(&account.user) && text.contains(&account.db));
+        text
+    };
+    let spool = rig.dir.path().join("runs.jsonl");
+
+    rig.set_config(&with_ca(&server.other_ca));
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 1, "the record is only spooled:\n{}", show(&o));
+    assert_eq!(rig.mins(), tier(1000), "the scale-up happened anyway");
+    let not_signed = format!(
+        "TLS: the server certificate is not signed by mysql_ssl_ca ({})",
+        server.other_ca.display()
+    );
+    assert!(stderr(&o).contains(&not_signed), "{}", show(&o));
+    assert!(stdout(&o).contains("spooled"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(&spool).unwrap().lines().count(), 1);
+    assert_eq!(server.count_runs(&account.db), 0);
+
+    rig.set_config(&with_ca(&server.ca));
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "recorded in MySQL {}@127.0.0.1:{}/{} (TLS, verify_ca)",
+            account.user, server.port, account.db
+        )),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        server.count_runs(&account.db),
+        2,
+        "the spooled record and this one"
+    );
+    let left = std::fs::read_to_string(&spool).unwrap_or_default();
+    assert_eq!(left.trim(), "", "spool emptied");
+    assert!(rig.rows().is_empty(), "the machine's MariaDB was not used");
+}
+
+#[test]
+fn the_files_a_run_creates_are_0600_under_umask_022_and_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::with(Setup {
+        store: StoreKind::File,
+        ..Setup::default()
+    });
+    let files = ["runs.jsonl", "runs.jsonl.lock"].map(|f| rig.dir.path().join(f));
+    for umask in ["022", "000"] {
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        let o = rig.run_under_umask(umask, &["check", "--users", "700"]);
+        assert_eq!(code(&o), 0, "umask {umask}: {}", show(&o));
+        for f in &files {
+            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "umask {umask}: {}", f.display());
+        }
+    }
 }
 
 #[test]

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hpa_tier::config::{MysqlSettings, Secret};
+use hpa_tier::config::{CaBundle, MysqlSettings, MysqlTls, Secret, SslMode};
 use hpa_tier::store::{self, Recorded, RunStore, Store, StoreError};
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord, active_hold};
 use jiff::{SignedDuration, Timestamp};
 use mysql_async::prelude::{FromRow, Queryable};
 
+use crate::support::tls_mariadb::{self, OTHER_NAME, TlsAccount};
 use crate::support::{FreshDb, mysql_root_url, tempdir, unique};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +24,7 @@ fn settings(db: &FreshDb) -> MysqlSettings {
         user: "root".into(),
         password: Secret::new(""),
         database: db.name.clone(),
+        tls: MysqlTls::default(),
     }
 }
 
@@ -38,6 +40,7 @@ fn dead(db: &str, password: &str) -> MysqlSettings {
         user: "hpa_tier".into(),
         password: Secret::new(password),
         database: db.into(),
+        tls: MysqlTls::default(),
     }
 }
 
@@ -176,7 +179,8 @@ async fn mysql_schema_is_created_from_nothing_and_reopening_is_harmless() {
     assert_eq!(b.unreachable(), None, "{}", b.describe());
     assert_eq!(
         a.describe(),
-        format!("MySQL root@127.0.0.1:3306/{}", db.name)
+        format!("MySQL root@127.0.0.1:3306/{} (not encrypted)", db.name),
+        "the machine's MariaDB offers no TLS: `preferred` connected in plain"
     );
     a.close().await;
     b.close().await;
@@ -582,6 +586,7 @@ async fn mysql_errors_never_show_the_password() {
         user: "root".into(),
         password: Secret::new(password),
         database: "mysql".into(),
+        tls: MysqlTls::default(),
     };
     let denied = store::open(Some(&denied_settings), &state, CLUSTER, TIMEOUT).await;
     let reason = denied.unreachable().expect("wrong password").to_string();
@@ -632,6 +637,287 @@ async fn dry_run_store_writes_nothing_not_even_the_schema() {
     assert_eq!(s.latest(5).await.unwrap(), [spooled]);
     s.close().await;
     writer.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// MySQL over TLS: MariaDB instances of the tests' own (support::tls_mariadb)
+
+const TLS_PASSWORD: &str = "tls-store-password";
+
+fn tls_settings(
+    account: &TlsAccount,
+    host: &str,
+    mode: SslMode,
+    ca: Option<&Path>,
+) -> MysqlSettings {
+    MysqlSettings {
+        host: host.into(),
+        port: account.server.port,
+        user: account.user.clone(),
+        password: Secret::new(TLS_PASSWORD),
+        database: account.db.clone(),
+        tls: MysqlTls {
+            mode,
+            ca: ca.map(|p| CaBundle::read(p).unwrap()),
+        },
+    }
+}
+
+/// Opens the store and returns why MySQL could not be used, if it could not.
+async fn tls_open(settings: &MysqlSettings, state: &Path) -> (Store, Option<String>) {
+    let s = store::open(Some(settings), state, CLUSTER, TIMEOUT).await;
+    let reason = s.unreachable().map(str::to_string);
+    (s, reason)
+}
+
+#[tokio::test]
+async fn mysql_tls_every_mode_but_disabled_works_with_a_server_that_requires_it() {
+    let server = tls_mariadb::for_loopback();
+    let account = server.account(TLS_PASSWORD);
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    let cases = [
+        (SslMode::Preferred, None, "TLS, certificate not verified"),
+        (SslMode::Required, None, "TLS, certificate not verified"),
+        (SslMode::VerifyCa, Some(&server.ca), "TLS, verify_ca"),
+        (
+            SslMode::VerifyIdentity,
+            Some(&server.ca),
+            "TLS, verify_identity",
+        ),
+    ];
+    let mut written = vec![];
+    for (mode, ca, transport) in cases {
+        let settings = tls_settings(&account, "127.0.0.1", mode, ca.map(|p| p.as_path()));
+        let (s, reason) = tls_open(&settings, &state).await;
+        assert_eq!(reason, None, "{mode}");
+        assert_eq!(
+            s.describe(),
+            format!(
+                "MySQL {}@127.0.0.1:{}/{} ({transport})",
+                account.user, server.port, account.db
+            )
+        );
+        assert_eq!(
+            s.try_lock(CLUSTER).await,
+            Ok(true),
+            "{mode}: the lock connection"
+        );
+        let r = check(now_ms() - mins(10 - written.len() as i64), 600, 600);
+        assert_eq!(s.record(&r).await, Ok(Recorded::Stored), "{mode}");
+        written.insert(0, r);
+        assert_eq!(s.latest(10).await.unwrap(), written, "{mode}");
+        s.close().await;
+    }
+    assert_eq!(server.count_runs(&account.db), 4);
+    assert!(lines(&state).is_empty(), "nothing spooled");
+
+    // The account may not log in without TLS, nor may anyone on this server.
+    let plain = tls_settings(&account, "127.0.0.1", SslMode::Disabled, None);
+    let (s, reason) = tls_open(&plain, &state).await;
+    let reason = reason.expect("a plain connection is refused");
+    assert!(reason.contains("ERROR 1045"), "{reason}");
+    assert!(reason.contains("require_secure_transport=ON"), "{reason}");
+    assert!(
+        reason.contains("set mysql_ssl_mode to preferred or stricter"),
+        "{reason}"
+    );
+    assert!(!reason.contains(TLS_PASSWORD), "{reason}");
+    assert_eq!(
+        s.record(&check(now_ms(), 600, 600)).await,
+        Ok(Recorded::Spooled)
+    );
+    s.close().await;
+    assert_eq!(server.count_runs(&account.db), 4);
+    assert_eq!(lines(&state).len(), 1);
+}
+
+#[tokio::test]
+async fn mysql_tls_verify_with_another_ca_is_refused_saying_so_and_the_record_is_spooled() {
+    let server = tls_mariadb::for_loopback();
+    let account = server.account(TLS_PASSWORD);
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    let other = server.other_ca.display().to_string();
+    let cases = [
+        (
+            SslMode::VerifyCa,
+            Some(server.other_ca.as_path()),
+            format!(
+                "TLS: the server certificate is not signed by mysql_ssl_ca ({other}) \
+                 (mysql_ssl_mode `verify_ca`)"
+            ),
+        ),
+        (
+            SslMode::VerifyIdentity,
+            Some(server.other_ca.as_path()),
+            format!(
+                "TLS: the server certificate is not signed by mysql_ssl_ca ({other}) \
+                 (mysql_ssl_mode `verify_identity`)"
+            ),
+        ),
+        // No mysql_ssl_ca: the bundled public roots, which never signed it.
+        (
+            SslMode::VerifyIdentity,
+            None,
+            "TLS: the server certificate is not signed by any of the bundled public root CAs \
+             (set mysql_ssl_ca to the bundle of the CA that signed it, e.g. the RDS one) \
+             (mysql_ssl_mode `verify_identity`)"
+                .to_string(),
+        ),
+    ];
+    for (i, (mode, ca, want)) in cases.into_iter().enumerate() {
+        let (s, reason) = tls_open(&tls_settings(&account, "127.0.0.1", mode, ca), &state).await;
+        assert_eq!(reason.as_deref(), Some(want.as_str()), "{mode}");
+        assert!(matches!(
+            s.history(now_ms()).await,
+            Err(StoreError::Unreachable(_))
+        ));
+        let r = check(now_ms(), 600, 600);
+        assert_eq!(s.record(&r).await, Ok(Recorded::Spooled), "{mode}");
+        s.close().await;
+        let spooled = lines(&state);
+        assert_eq!(spooled.len(), i + 1, "{mode}");
+        assert_eq!(spooled[i]["run_id"], r.run_id.as_str());
+    }
+    assert_eq!(
+        server.count_runs(&account.db),
+        0,
+        "nothing reached the server"
+    );
+
+    // With the right CA the next run writes what was spooled.
+    let right = tls_settings(&account, "127.0.0.1", SslMode::VerifyCa, Some(&server.ca));
+    let (s, reason) = tls_open(&right, &state).await;
+    assert_eq!(reason, None);
+    s.close().await;
+    assert_eq!(server.count_runs(&account.db), 3);
+    assert!(lines(&state).is_empty());
+}
+
+#[tokio::test]
+async fn mysql_tls_verify_identity_checks_the_name_and_verify_ca_does_not() {
+    let server = tls_mariadb::for_another_name();
+    // This server also takes plain connections from this account: a client
+    // that fell back to plain after the name check failed would get in.
+    let account = server.account_allowing_plain(TLS_PASSWORD);
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    let ca = Some(server.ca.as_path());
+
+    let identity = tls_settings(&account, "127.0.0.1", SslMode::VerifyIdentity, ca);
+    let (s, reason) = tls_open(&identity, &state).await;
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            format!(
+                "TLS: the server certificate is for `{OTHER_NAME}`, not `127.0.0.1` \
+                 (mysql_ssl_mode verify_identity checks the name: set mysql_host to a name \
+                 the certificate carries, or use verify_ca)"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        s.record(&check(now_ms(), 600, 600)).await,
+        Ok(Recorded::Spooled)
+    );
+    s.close().await;
+    assert_eq!(server.count_runs(&account.db), 0, "no downgrade to plain");
+
+    let ca_only = tls_settings(&account, "127.0.0.1", SslMode::VerifyCa, ca);
+    let (s, reason) = tls_open(&ca_only, &state).await;
+    assert_eq!(reason, None, "verify_ca takes any name the CA signed");
+    assert!(
+        s.describe().ends_with("(TLS, verify_ca)"),
+        "{}",
+        s.describe()
+    );
+    s.record(&check(now_ms(), 600, 600)).await.unwrap();
+    s.close().await;
+    assert_eq!(
+        server.count_runs(&account.db),
+        2,
+        "the spooled record, then this one"
+    );
+
+    // The server takes plain connections, and `disabled` makes one.
+    let plain = tls_settings(&account, "127.0.0.1", SslMode::Disabled, None);
+    let (s, reason) = tls_open(&plain, &state).await;
+    assert_eq!(reason, None);
+    assert!(
+        s.describe().ends_with("(not encrypted)"),
+        "{}",
+        s.describe()
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn mysql_tls_verify_identity_accepts_a_dns_name_on_the_certificate() {
+    let server = tls_mariadb::for_loopback();
+    let account = server.account(TLS_PASSWORD);
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    let by_name = tls_settings(
+        &account,
+        "localhost",
+        SslMode::VerifyIdentity,
+        Some(&server.ca),
+    );
+    let (s, reason) = tls_open(&by_name, &state).await;
+    assert_eq!(reason, None);
+    s.record(&check(now_ms(), 600, 600)).await.unwrap();
+    s.close().await;
+    assert_eq!(server.count_runs(&account.db), 1);
+}
+
+#[tokio::test]
+async fn mysql_preferred_goes_plain_only_when_the_server_offers_no_tls() {
+    // The machine's MariaDB has no TLS at all.
+    let db = FreshDb::new();
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    let with = |mode| MysqlSettings {
+        tls: MysqlTls { mode, ca: None },
+        ..settings(&db)
+    };
+    let s = store::open(Some(&with(SslMode::Preferred)), &state, CLUSTER, TIMEOUT).await;
+    assert_eq!(s.unreachable(), None, "{}", s.describe());
+    assert!(
+        s.describe().ends_with("(not encrypted)"),
+        "{}",
+        s.describe()
+    );
+    assert_eq!(
+        s.try_lock(CLUSTER).await,
+        Ok(true),
+        "the lock connection is plain too"
+    );
+    assert_eq!(
+        s.record(&check(now_ms(), 600, 600)).await,
+        Ok(Recorded::Stored)
+    );
+    s.close().await;
+    assert_eq!(count_runs(&db.name).await, 1);
+
+    for mode in [
+        SslMode::Required,
+        SslMode::VerifyCa,
+        SslMode::VerifyIdentity,
+    ] {
+        let s = store::open(Some(&with(mode)), &state, CLUSTER, TIMEOUT).await;
+        let reason = s.unreachable().map(str::to_string);
+        assert_eq!(
+            reason,
+            Some(format!(
+                "the server does not offer TLS, and mysql_ssl_mode `{mode}` requires it \
+                 (enable TLS on the server, or set mysql_ssl_mode: preferred to allow a \
+                 connection without it)"
+            ))
+        );
+        s.close().await;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -749,12 +1035,92 @@ async fn file_store_compacts_a_big_file_but_keeps_the_hold() {
 
     let size = std::fs::metadata(&state).unwrap().len();
     assert!(size < 1024 * 1024, "compacted to {size} bytes");
+    assert_eq!(mode(&state), 0o600, "the rewritten file is the store's own");
+    assert_eq!(
+        files_in(state.parent().unwrap()),
+        ["runs.jsonl", "runs.jsonl.lock"],
+        "no temporary file left behind"
+    );
     assert_eq!(
         ids(&s.latest(100).await.unwrap()),
         ids(&[recent, hold.clone()])
     );
     assert_eq!(s.last_upgrade().await.unwrap(), Some(hold));
     s.close().await;
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn file_store_files_are_0600_whatever_the_umask_allows() {
+    // The process's umask (022 under scripts/test.sh) would leave 0644;
+    // tests/it/e2e.rs runs the binary under umask 000 and 022.
+    let dir = tempdir();
+    let state = state_in(&dir);
+    let s = store::open(None, &state, CLUSTER, TIMEOUT).await;
+    assert_eq!(s.try_lock(CLUSTER).await, Ok(true));
+    s.record(&check(now_ms(), 600, 600)).await.unwrap();
+    s.close().await;
+    let lock = state.with_file_name("runs.jsonl.lock");
+    assert_eq!((mode(&state), mode(&lock)), (0o600, 0o600));
+}
+
+#[tokio::test]
+async fn file_store_refuses_a_symlinked_state_file_and_leaves_its_target_alone() {
+    let dir = tempdir();
+    let target = dir.path().join("precious");
+    std::fs::write(&target, "not a run record\n").unwrap();
+    let state = dir.path().join("runs.jsonl");
+    std::os::unix::fs::symlink(&target, &state).unwrap();
+    let refused = format!(
+        "refusing {}: it is a symbolic link, and hpa-tier never follows one to a file it \
+         writes (set state_file to the real path)",
+        state.display()
+    );
+
+    let s = store::open(None, &state, CLUSTER, TIMEOUT).await;
+    let r = check(now_ms(), 600, 600);
+    assert_eq!(s.record(&r).await, Err(StoreError::Io(refused.clone())));
+    assert_eq!(
+        s.history(now_ms()).await,
+        Err(StoreError::Io(refused.clone()))
+    );
+    s.close().await;
+    // As the spool of an unreachable MySQL, too.
+    let db = FreshDb::new();
+    let down = store::open(Some(&dead(&db.name, "")), &state, CLUSTER, TIMEOUT).await;
+    let e = down.record(&r).await.unwrap_err().to_string();
+    assert!(e.contains(&refused), "{e}");
+    down.close().await;
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "not a run record\n"
+    );
+
+    // A symlinked lock file is refused the same way.
+    let real = dir.path().join("real.jsonl");
+    let lock = dir.path().join("real.jsonl.lock");
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    let s = store::open(None, &real, CLUSTER, TIMEOUT).await;
+    let e = s.try_lock(CLUSTER).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("refusing {}", lock.display())), "{e}");
+    s.close().await;
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "not a run record\n"
+    );
 }
 
 #[tokio::test]
