@@ -109,7 +109,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
                 force,
                 hold,
             };
-            let adapters = adapters(&config, None)?;
+            // An upgrade reads no users: the source is never asked, and the
+            // GA key file need not be there.
+            let adapters = adapters(&config, Some(0))?;
             block_on(&config, |budget| {
                 control(&adapters, &config.policy, request, mode, budget)
             })

@@ -205,8 +205,8 @@ mod tests {
     async fn the_deadline_stops_the_run_and_says_so() {
         let b = Budget::start(Duration::from_secs(1));
         let why = b.until_stopped().await;
-        assert_eq!(why, Stopped::Deadline(Duration::from_secs(9)));
-        assert_eq!(why.to_string(), "the run's deadline of 9s passed");
+        assert_eq!(why, Stopped::Deadline(Duration::from_secs(11)));
+        assert_eq!(why.to_string(), "the run's deadline of 11s passed");
         assert_eq!(b.stopped(), Some(why));
     }
 

@@ -33,13 +33,17 @@ pub const RUNS_TABLE: &str = "hpa_tier_runs";
 /// Which schema migrations have been applied.
 pub const SCHEMA_TABLE: &str = "hpa_tier_schema";
 
-/// One schema step. Statements are idempotent on their own (`IF NOT
-/// EXISTS`), because MySQL commits DDL as it goes: a run that dies halfway
-/// leaves a step the next run can simply apply again.
+/// One schema step. MySQL commits DDL as it goes, so a run that dies
+/// halfway leaves a step the next run must be able to apply again: each
+/// statement is idempotent on its own (`IF NOT EXISTS`), or the step has a
+/// `done` query telling whether it is already there (MySQL 8 has no
+/// `ADD COLUMN IF NOT EXISTS`; information_schema needs no privilege).
 pub struct Migration {
     pub version: u32,
     pub description: &'static str,
     pub statements: &'static [&'static str],
+    /// Counts what the statements create; above zero: skip them.
+    pub done: Option<&'static str>,
 }
 
 /// Every migration, in order. Append; never edit one that has shipped.
@@ -68,6 +72,7 @@ pub const MIGRATIONS: &[Migration] = &[
         KEY hpa_tier_runs_cluster_started (cluster, started_at),
         KEY hpa_tier_runs_cluster_command_started (cluster, command, started_at)
     ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4"],
+        done: None,
     },
     Migration {
         version: 2,
@@ -75,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: &["ALTER TABLE hpa_tier_runs \
         ADD COLUMN forecast_capacity INT UNSIGNED NULL, \
         ADD KEY hpa_tier_runs_samples (cluster, command, started_at, users)"],
+        // One ALTER adds both, so the column tells whether it ran.
+        done: Some(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'hpa_tier_runs' AND COLUMN_NAME = 'forecast_capacity'",
+        ),
     },
 ];
 
@@ -605,8 +615,14 @@ async fn migrate_locked(conn: &mut Conn) -> Result<Vec<&'static Migration>, mysq
     }
     let mut applied = vec![];
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        for s in m.statements {
-            conn.query_drop(*s).await?;
+        let done = match m.done {
+            Some(q) => conn.query_first::<u64, _>(q).await?.unwrap_or(0) > 0,
+            None => false,
+        };
+        if !done {
+            for s in m.statements {
+                conn.query_drop(*s).await?;
+            }
         }
         conn.exec_drop(
             "INSERT INTO hpa_tier_schema (version, description, applied_at) \
@@ -864,7 +880,10 @@ mod tests {
             assert_eq!(m.version as usize, i + 1, "{}", m.description);
             assert!(!m.statements.is_empty());
             for s in m.statements {
-                assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+                assert!(
+                    s.contains("IF NOT EXISTS") || m.done.is_some(),
+                    "not idempotent: {s}"
+                );
             }
         }
     }

@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use mysql_async::prelude::{FromRow, Queryable};
 
 use crate::support::tls_mariadb::{self, OTHER_NAME, TlsAccount};
-use crate::support::{FreshDb, mysql_root_url, tempdir, unique};
+use crate::support::{FreshDb, mysql_exec, mysql_root_url, tempdir, unique};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const CLUSTER: &str = "prod";
@@ -192,8 +192,8 @@ async fn mysql_schema_is_created_from_nothing_and_reopening_is_harmless() {
         "SELECT version, description FROM hpa_tier_schema ORDER BY version",
     )
     .await;
-    assert_eq!(versions.len(), 1, "{versions:?}");
-    assert_eq!(versions[0].0, 1);
+    let numbers: Vec<u32> = versions.iter().map(|v| v.0).collect();
+    assert_eq!(numbers, [1, 2], "{versions:?}");
 
     let columns: Vec<(String, String, String)> = query(
         &db.name,
@@ -216,7 +216,13 @@ async fn mysql_schema_is_created_from_nothing_and_reopening_is_harmless() {
         assert_eq!(column(name).2, "NO");
     }
     assert_eq!(column("hold_until").1, "datetime(3)");
-    for name in ["users", "needed_capacity", "from_capacity", "to_capacity"] {
+    for name in [
+        "users",
+        "needed_capacity",
+        "from_capacity",
+        "to_capacity",
+        "forecast_capacity",
+    ] {
         assert!(column(name).1.starts_with("int"), "{:?}", column(name));
         assert_eq!(column(name).2, "YES", "{name} is nullable");
     }
@@ -235,6 +241,51 @@ async fn mysql_schema_is_created_from_nothing_and_reopening_is_harmless() {
     )
     .await;
     assert_eq!(unique_run_id.len(), 1, "run_id is unique");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_2_is_applied_to_a_version_1_table_and_again_after_a_crash_between_its_steps() {
+    let db = FreshDb::new();
+    let dir = tempdir();
+    let state = dir.path().join("runs.jsonl");
+    // The table as version 1 made it, with a row, and no migration 2 yet.
+    mysql_store(&db, &state, CLUSTER).await.close().await;
+    mysql_exec(&format!(
+        "USE `{}`; ALTER TABLE hpa_tier_runs DROP KEY hpa_tier_runs_samples, DROP COLUMN forecast_capacity; \
+         DELETE FROM hpa_tier_schema WHERE version = 2",
+        db.name
+    ));
+    let s = mysql_store(&db, &state, CLUSTER).await;
+    assert_eq!(
+        s.record(&check(
+            Timestamp::now() - SignedDuration::from_mins(5),
+            600,
+            600
+        ))
+        .await,
+        Ok(Recorded::Stored)
+    );
+    s.close().await;
+    // Died after the ALTER, before its version row: the next run carries on.
+    mysql_exec(&format!(
+        "USE `{}`; DELETE FROM hpa_tier_schema WHERE version = 2",
+        db.name
+    ));
+    let s = mysql_store(&db, &state, CLUSTER).await;
+    assert_eq!(s.unreachable(), None, "{}", s.describe());
+    assert_eq!(
+        s.samples(Timestamp::now() - SignedDuration::from_hours(1))
+            .await
+            .map(|v| v.len()),
+        Ok(1)
+    );
+    s.close().await;
+    let versions: Vec<(u32, String)> = query(
+        &db.name,
+        "SELECT version, description FROM hpa_tier_schema ORDER BY version",
+    )
+    .await;
+    assert_eq!(versions.iter().map(|v| v.0).collect::<Vec<_>>(), [1, 2]);
 }
 
 #[tokio::test]
