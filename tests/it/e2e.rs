@@ -1398,9 +1398,9 @@ impl GrantedAccount {
                 .replace("'REPLACE-ME'", &format!("'{MYSQL_PASSWORD}'"))
                 .replace(" hpa_tier.* ", &format!(" `{}`.* ", db.name))
                 .replace("EXISTS hpa_tier ", &format!("EXISTS `{}` ", db.name));
-            // The stand-in MariaDB has no TLS and the binary does not speak
-            // it to MySQL yet (mysql_ssl_mode): the clause is checked here,
-            // not exercised.
+            // The machine's MariaDB offers no TLS: the clause is checked
+            // here; the TLS tests of tests/it/store.rs run an account made
+            // from this file, clause included, against a TLS-only server.
             let sql = if sql.starts_with("CREATE USER ") {
                 assert!(sql.ends_with(" REQUIRE SSL"), "{statement}");
                 sql.trim_end_matches(" REQUIRE SSL").to_string()
