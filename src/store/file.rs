@@ -17,6 +17,12 @@
 //! keeping [`RETAIN`] of history and each scope's newest upgrade (it may
 //! carry a hold). The spool is never compacted: every spooled record is owed
 //! to MySQL.
+//!
+//! The forecast needs weeks of users but none of the rest of a record, so
+//! the store keeps those apart and compactly: each check that read users
+//! also appends `scope<TAB>epoch-ms<TAB>users` to `<state_file>.samples`,
+//! kept for [`KEEP_SAMPLES`] (the longest lookback and a week more). A
+//! run reads a few hundred kilobytes there instead of weeks of records.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, TryLockError};
@@ -37,6 +43,13 @@ pub const COMPACT_AT: u64 = 4 * 1024 * 1024;
 /// or notice-repeat interval, and enough for `status` to show recent runs.
 pub const RETAIN: SignedDuration = SignedDuration::from_hours(72);
 
+/// How long the samples file keeps users: the forecast's longest lookback
+/// (8 weeks) and one week more.
+pub const KEEP_SAMPLES: SignedDuration = SignedDuration::from_hours(9 * 7 * 24);
+/// The samples file is compacted once it is bigger than this (about 9
+/// weeks of 5-minute runs of one cluster is 350 KB).
+const COMPACT_SAMPLES_AT: u64 = 1024 * 1024;
+
 /// What the file is for in this run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -56,6 +69,8 @@ pub struct FileStore {
 struct Inner {
     path: PathBuf,
     lock_path: PathBuf,
+    /// The forecast's users: `<state_file>.samples`.
+    samples_path: PathBuf,
     scope: String,
     timeout: Duration,
     role: Role,
@@ -150,6 +165,23 @@ fn keep_on_compaction(entries: &[Entry], now: Timestamp) -> Vec<bool> {
         .collect()
 }
 
+fn sample_line(scope: &str, at: Timestamp, users: u32) -> String {
+    // A scope is a cluster name: no tab or newline can be in it, but a
+    // hand-made one must not break the file either.
+    let scope: String = scope.chars().filter(|c| !c.is_control()).collect();
+    format!("{scope}\t{}\t{users}\n", at.as_millisecond())
+}
+
+/// `scope, started_at, users` of a samples line; `None` for anything else
+/// (a line cut short by a crash is skipped).
+fn parse_sample(line: &str) -> Option<(&str, Timestamp, u32)> {
+    let mut parts = line.split('\t');
+    let scope = parts.next()?;
+    let at = Timestamp::from_millisecond(parts.next()?.parse().ok()?).ok()?;
+    let users = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((scope, at, users))
+}
+
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     if private::is_symlink_refusal(&e) {
         return StoreError::Io(format!(
@@ -167,12 +199,16 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
 
 impl FileStore {
     pub fn new(path: &Path, scope: &str, timeout: Duration, role: Role) -> FileStore {
-        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
-        lock_name.push(".lock");
+        let sibling = |suffix: &str| {
+            let mut name = path.file_name().unwrap_or_default().to_os_string();
+            name.push(suffix);
+            path.with_file_name(name)
+        };
         FileStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                lock_path: path.with_file_name(lock_name),
+                lock_path: sibling(".lock"),
+                samples_path: sibling(".samples"),
                 scope: scope.to_string(),
                 timeout,
                 role,
@@ -362,6 +398,9 @@ impl Inner {
                 .and_then(|()| file.sync_data())
                 .map_err(|e| io_err("cannot append to", &self.path, e))?;
 
+            if self.role == Role::Store {
+                self.append_sample(record)?;
+            }
             let size = (existing.len() + buf.len()) as u64;
             if self.role == Role::Store && size > COMPACT_AT {
                 let mut all = existing;
@@ -381,6 +420,53 @@ impl Inner {
             }
             Ok(true)
         })
+    }
+
+    /// The users of a check that read them, to the samples file (under the
+    /// write lock, like the record).
+    fn append_sample(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let Some(users) = record
+            .users
+            .filter(|_| record.command == CommandKind::Check)
+        else {
+            return Ok(());
+        };
+        let line = sample_line(&self.scope, record.started_at, users);
+        let path = &self.samples_path;
+        let mut file = private::append(path).map_err(|e| io_err("cannot open", path, e))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| io_err("cannot append to", path, e))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > COMPACT_SAMPLES_AT {
+            let bytes = private::read(path).map_err(|e| io_err("cannot read", path, e))?;
+            let since = Timestamp::now() - KEEP_SAMPLES;
+            let kept: String = String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter(|l| parse_sample(l).is_some_and(|(_, t, _)| t >= since))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            private::replace(path, kept.as_bytes())
+                .map_err(|e| io_err("cannot rewrite", path, e))?;
+        }
+        Ok(())
+    }
+
+    /// This scope's samples since `since`, oldest first; `None` when there
+    /// is no samples file yet (a store written before there was one).
+    fn samples(&self, since: Timestamp) -> Result<Option<Vec<(Timestamp, u32)>>, StoreError> {
+        let bytes = match private::read(&self.samples_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", &self.samples_path, e)),
+        };
+        let mut out: Vec<(Timestamp, u32)> = String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(parse_sample)
+            .filter(|(scope, t, _)| *scope == self.scope && *t >= since)
+            .map(|(_, t, u)| (t, u))
+            .collect();
+        out.sort_by_key(|s| s.0);
+        Ok(Some(out))
     }
 
     /// Replaces the file with the kept entries: written aside under a
@@ -428,6 +514,9 @@ impl RunStore for FileStore {
     }
 
     async fn samples(&self, since: Timestamp) -> Result<Vec<(Timestamp, u32)>, StoreError> {
+        if let Some(samples) = self.blocking(move |inner| inner.samples(since)).await? {
+            return Ok(samples);
+        }
         let mut samples: Vec<(Timestamp, u32)> = self
             .records()
             .await?
@@ -515,6 +604,74 @@ mod tests {
         r.outcome = outcome;
         r.run_id = format!("up-{hours_ago}-{}", outcome.as_str());
         r
+    }
+
+    #[test]
+    fn a_samples_line_round_trips_and_anything_else_is_skipped() {
+        let at = now();
+        let line = sample_line("prod", at, 1234);
+        assert_eq!(line, format!("prod\t{}\t1234\n", at.as_millisecond()));
+        assert_eq!(parse_sample(line.trim_end()), Some(("prod", at, 1234)));
+        for bad in [
+            "",
+            "prod",
+            "prod\t12",
+            "prod\tx\t1",
+            "prod\t1\t-4",
+            "prod\t1\t2\t3",
+            "p\t1\t99999999999",
+        ] {
+            assert_eq!(parse_sample(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            sample_line("a\tb\nc", at, 1),
+            format!("abc\t{}\t1\n", at.as_millisecond())
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_leave_their_users_in_the_samples_file_which_keeps_nine_weeks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let store = FileStore::new(&path, "prod", Duration::from_secs(2), Role::Store);
+        let real_now = Timestamp::now();
+        let mut r = RunRecord::check_needing(600, 600, real_now, 5);
+        r.users = Some(321);
+        store.record(&r).await.unwrap();
+        let mut up = RunRecord::check_needing(600, 600, real_now, 4);
+        (up.command, up.run_id) = (CommandKind::Upgrade, "up".into());
+        store.record(&up).await.unwrap();
+        let got = store
+            .samples(real_now - SignedDuration::from_hours(1))
+            .await
+            .unwrap();
+        let ms = Timestamp::from_millisecond(r.started_at.as_millisecond()).unwrap();
+        assert_eq!(got, vec![(ms, 321)], "upgrades read no users");
+        // Ten weeks of lines for two scopes, then one more append: compacted
+        // to nine weeks, every scope kept.
+        let mut old = String::new();
+        for i in 0..(10 * 7 * 24 * 30) {
+            let at = real_now - SignedDuration::from_mins(2 * i + 10);
+            old.push_str(&sample_line("prod", at, 1));
+            old.push_str(&sample_line("staging", at, 1));
+        }
+        assert!(old.len() as u64 > COMPACT_SAMPLES_AT, "{}", old.len());
+        std::fs::write(dir.path().join("runs.jsonl.samples"), &old).unwrap();
+        let mut next = RunRecord::check_needing(600, 600, real_now, 0);
+        next.run_id = "next".into();
+        store.record(&next).await.unwrap();
+        let text = std::fs::read_to_string(dir.path().join("runs.jsonl.samples")).unwrap();
+        let oldest = text
+            .lines()
+            .filter_map(parse_sample)
+            .map(|(_, t, _)| t)
+            .min()
+            .unwrap();
+        assert!(real_now.duration_since(oldest) <= KEEP_SAMPLES, "{oldest}");
+        assert!(text.lines().any(|l| l.starts_with("staging\t")));
+        let prod = store.samples(real_now - KEEP_SAMPLES).await.unwrap();
+        assert!(prod.len() > 9 * 7 * 288 - 10, "{}", prod.len());
+        assert!(prod.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
     #[test]
