@@ -670,7 +670,7 @@ mod tests {
         assert!(real_now.duration_since(oldest) <= KEEP_SAMPLES, "{oldest}");
         assert!(text.lines().any(|l| l.starts_with("staging\t")));
         let prod = store.samples(real_now - KEEP_SAMPLES).await.unwrap();
-        assert!(prod.len() > 9 * 7 * 288 - 10, "{}", prod.len());
+        assert!(prod.len() > 9 * 7 * 720 - 10, "{}", prod.len());
         assert!(prod.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
