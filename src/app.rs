@@ -256,7 +256,8 @@ where
             return Err(e);
         }
     }
-    let decision = decide(&g, policy, request, started);
+    let mut decision = decide(&g, policy, request, started);
+    decision.warnings.extend(a.cluster.warnings());
     info!(
         outcome = decision.outcome().as_str(),
         "{}",
@@ -620,7 +621,7 @@ where
             (store, runs, last)
         },
     );
-    let report = StatusReport::assess(StatusInputs {
+    let mut report = StatusReport::assess(StatusInputs {
         now,
         policy,
         checks_rds,
@@ -634,6 +635,7 @@ where
         last_upgrade,
         store: store.describe(),
     });
+    report.warnings.extend(a.cluster.warnings());
     store.close().await;
     match output {
         Output::Table => print!("{}", output::status_table(&report)),

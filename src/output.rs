@@ -258,6 +258,16 @@ pub fn status_table(s: &StatusReport) -> String {
         ]);
     }
     out.push_str(&columns(&rows));
+    for (h, m) in s
+        .hpas
+        .iter()
+        .filter_map(|h| Some((h, h.managed_by.as_ref()?)))
+    {
+        out.push_str(&format!(
+            "  {}/{} is managed by {} ({}): it reverts minReplicas/maxReplicas\n    fix: {}\n",
+            h.namespace, h.name, m.manager, m.gitops.evidence, m.fix
+        ));
+    }
 
     out.push_str("\nprerequisites\n");
     let p = &s.prerequisites;

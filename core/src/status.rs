@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::hpa::{Condition, Hpa, HpaRef};
+use crate::hpa::{Condition, GitOps, Hpa, HpaRef};
 use crate::plan::{Current, Determined, current_tier};
 use crate::policy::Policy;
 use crate::prereq::{self, Observed, RdsObserved, RedisObserved};
@@ -28,6 +28,19 @@ pub struct HpaStatus {
     pub tier_min: Option<u32>,
     /// `below tier (2 < 6)` / `above tier (9 > 6)`, or none.
     pub drift: Option<String>,
+    /// The GitOps tool that applies it from Git (it reverts what a run
+    /// patches), and what to tell that tool.
+    pub managed_by: Option<ManagedBy>,
+}
+
+/// A GitOps tool managing an HPA, as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ManagedBy {
+    #[serde(flatten)]
+    pub gitops: GitOps,
+    /// `Argo CD application prod-web`.
+    pub manager: String,
+    pub fix: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -184,6 +197,11 @@ impl HpaStatus {
             target: h.target.clone(),
             tier_min,
             drift,
+            managed_by: h.managed_by.as_ref().map(|g| ManagedBy {
+                gitops: g.clone(),
+                manager: g.manager(),
+                fix: g.fix(&h.id),
+            }),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -43,6 +43,9 @@ pub struct KubeCluster {
     /// resourceVersion of every HPA last seen, keyed by (namespace, name):
     /// the optimistic lock of the next patch, so `apply` needs no GET.
     seen: Mutex<HashMap<(String, String), String>>,
+    /// What every run on this connection must report (an unverified API
+    /// server certificate).
+    warnings: Vec<String>,
 }
 
 impl KubeCluster {
@@ -52,6 +55,7 @@ impl KubeCluster {
     pub async fn connect(settings: &KubeSettings, timeout: Duration) -> Result<Self, ClusterError> {
         let env = |k: &str| std::env::var(k).ok();
         let source = kubeconfig_source(settings, &env, &|p| p.is_file());
+        let mut warnings = vec![];
         if let Some(p) = &settings.kubeconfig
             && source != Source::Files(vec![p.clone()])
         {
@@ -64,6 +68,10 @@ impl KubeCluster {
                     .await
                     .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
                 check_context(&kubeconfig, settings.context.as_deref(), &source)?;
+                warnings.extend(
+                    skips_tls_verify(&kubeconfig, settings.context.as_deref())
+                        .map(|cluster| insecure_warning(&cluster, &source)),
+                );
                 let options = KubeConfigOptions {
                     context: settings.context.clone(),
                     ..KubeConfigOptions::default()
@@ -98,6 +106,9 @@ impl KubeCluster {
         config.default_retry = false;
         config.connect_timeout = Some(timeout);
         tracing::debug!(%server, %source, context = ?settings.context, "Kubernetes client");
+        for w in &warnings {
+            tracing::warn!(%server, "{w}");
+        }
 
         // Building the client runs the exec credential plugin synchronously.
         let exec = config.auth_info.exec.clone();
@@ -126,7 +137,24 @@ impl KubeCluster {
             timeout,
             server,
             seen: Mutex::new(HashMap::new()),
+            warnings,
         })
+    }
+
+    /// The connection, for other adapters on the same API server (the
+    /// spool ConfigMap): same credentials, same client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API server URL, for messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The per-call timeout this connection was made with.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn api(&self, id: &HpaRef) -> Api<HorizontalPodAutoscaler> {
@@ -233,6 +261,10 @@ impl Cluster for KubeCluster {
     async fn apply_one(&self, patch: &HpaPatch) -> Result<Hpa, ClusterError> {
         self.patch_one(patch).await
     }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
 }
 
 impl KubeCluster {
@@ -245,10 +277,21 @@ impl KubeCluster {
 /// The cluster a run talks to, connected on first use: the connection
 /// (kubeconfig, an exec credential plugin) then runs alongside the other
 /// reads of the gather phase instead of before them, and `apply` reuses it.
+/// Clones share the one connection (the store's spool ConfigMap uses it).
+#[derive(Clone)]
 pub struct Kube {
     settings: KubeSettings,
     timeout: Duration,
-    connected: tokio::sync::OnceCell<Result<KubeCluster, ClusterError>>,
+    connected: Arc<tokio::sync::OnceCell<Result<KubeCluster, ClusterError>>>,
+}
+
+impl std::fmt::Debug for Kube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kube")
+            .field("settings", &self.settings)
+            .field("connected", &self.connected.initialized())
+            .finish()
+    }
 }
 
 impl Kube {
@@ -256,8 +299,13 @@ impl Kube {
         Kube {
             settings: settings.clone(),
             timeout,
-            connected: tokio::sync::OnceCell::new(),
+            connected: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// The connection, made now if no one has made it yet.
+    pub async fn connection(&self) -> Result<&KubeCluster, ClusterError> {
+        self.cluster().await.as_ref().map_err(Clone::clone)
     }
 
     async fn cluster(&self) -> &Result<KubeCluster, ClusterError> {
@@ -283,6 +331,13 @@ impl Cluster for Kube {
         match self.cluster().await {
             Ok(c) => c.patch_one(patch).await,
             Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        match self.connected.get() {
+            Some(Ok(c)) => c.warnings.clone(),
+            _ => vec![],
         }
     }
 }
@@ -348,6 +403,7 @@ pub(crate) fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<H
             })
             .collect(),
         target: spec.map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name)),
+        managed_by: super::gitops::managed_by(id, &k.metadata),
     })
 }
 
@@ -481,6 +537,34 @@ fn check_context(
             names()
         ))),
     }
+}
+
+/// The cluster entry of the context in use, when it sets
+/// `insecure-skip-tls-verify: true`: the API server's certificate is then
+/// not checked at all.
+fn skips_tls_verify(k: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let context = context.or(k.current_context.as_deref())?;
+    let cluster = k
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .as_str();
+    let entry = k.clusters.iter().find(|c| c.name == cluster)?;
+    let insecure = entry.cluster.as_ref()?.insecure_skip_tls_verify == Some(true);
+    insecure.then(|| cluster.to_string())
+}
+
+/// What `check` and `status` say about a kubeconfig that skips TLS verification.
+fn insecure_warning(cluster: &str, source: &Source) -> String {
+    format!(
+        "the kubeconfig ({source}) sets insecure-skip-tls-verify: true for cluster `{cluster}`: \
+         the API server's certificate is not checked, so anything on the network path can \
+         impersonate it and take the credentials sent to it; set certificate-authority-data \
+         (for EKS: `aws eks update-kubeconfig` writes it) and remove the flag"
+    )
 }
 
 /// Why a call did not produce an answer.
@@ -675,6 +759,7 @@ mod tests {
                 ),
             ],
             target: Some("Deployment/web-app".into()),
+            managed_by: None,
         };
         let cases = [
             ("everything set", web_json(), full.clone()),
@@ -691,6 +776,7 @@ mod tests {
                     capacity_annotation: None,
                     conditions: vec![],
                     target: Some("StatefulSet/db".into()),
+                    managed_by: None,
                 },
             ),
         ];
@@ -810,6 +896,49 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn insecure_skip_tls_verify_is_found_on_the_cluster_of_the_context_in_use() {
+        let k = Kubeconfig::from_yaml(
+            r#"
+apiVersion: v1
+kind: Config
+current-context: safe
+clusters:
+  - name: eks-safe
+    cluster: { server: "https://a.example", certificate-authority-data: "AAAA" }
+  - name: lab
+    cluster: { server: "https://b.example", insecure-skip-tls-verify: true }
+  - name: explicit-false
+    cluster: { server: "https://c.example", insecure-skip-tls-verify: false }
+contexts:
+  - name: safe
+    context: { cluster: eks-safe, user: u }
+  - name: lab
+    context: { cluster: lab, user: u }
+  - name: off
+    context: { cluster: explicit-false, user: u }
+  - name: dangling
+    context: { cluster: nowhere, user: u }
+users:
+  - name: u
+    user: { token: t }
+"#,
+        )
+        .unwrap();
+        assert_eq!(skips_tls_verify(&k, None), None, "the current context");
+        assert_eq!(skips_tls_verify(&k, Some("lab")), Some("lab".into()));
+        assert_eq!(skips_tls_verify(&k, Some("off")), None);
+        assert_eq!(skips_tls_verify(&k, Some("dangling")), None);
+        assert_eq!(skips_tls_verify(&k, Some("missing")), None);
+        let w = insecure_warning("lab", &Source::Files(vec![PathBuf::from("/k/c")]));
+        assert!(
+            w.starts_with(
+                "the kubeconfig (/k/c) sets insecure-skip-tls-verify: true for cluster `lab`"
+            ) && w.contains("certificate-authority-data"),
+            "{w}"
+        );
     }
 
     /// A `Status` as the API server sends it, parsed as kube does.

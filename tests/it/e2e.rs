@@ -788,6 +788,132 @@ fn a_permanent_500_on_one_hpa_is_partial_then_converged_by_the_next_run() {
     assert_eq!(rig.rows().last().unwrap().outcome, "applied");
 }
 
+#[test]
+fn an_hpa_argo_cd_manages_is_patched_and_check_and_status_name_the_fix() {
+    let rig = Rig::new();
+    rig.kube.seed(
+        kube::HpaSeed::new("prod", "web")
+            .target("Deployment", "web")
+            .tracked_by_argo_cd("prod-web"),
+    );
+    rig.google.set_users(700);
+    let says_it = |w: &str| {
+        w.starts_with("prod/web is managed by Argo CD application prod-web")
+            && w.contains("ignoreDifferences")
+            && w.contains("jsonPointers: [/spec/minReplicas, /spec/maxReplicas]")
+            && w.contains("RespectIgnoreDifferences=true")
+    };
+
+    let o = rig.run(&["--dry-run", "-o", "json", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(says_it(warnings[0]), "{warnings:?}");
+
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(1000), "patched all the same");
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("WARNING: prod/web is managed by Argo CD"))
+        .unwrap_or_else(|| panic!("no GitOps warning:\n{out}"));
+    assert!(
+        says_it(line.trim().trim_start_matches("WARNING: ")),
+        "{line}"
+    );
+    assert_eq!(out.matches("is managed by").count(), 1, "only web: {out}");
+    let detail = &rig.rows()[0].detail;
+    assert!(
+        detail["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| says_it(w.as_str().unwrap())),
+        "the record keeps it: {detail}"
+    );
+
+    let out = stdout(&rig.run(&["status"]));
+    assert!(
+        out.contains("prod/web is managed by Argo CD application prod-web (annotation argocd.argoproj.io/tracking-id)")
+            && out.contains("fix: add to the Application's spec.ignoreDifferences"),
+        "{out}"
+    );
+    let o = rig.run(&["-o", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let web = v["hpas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "web")
+        .unwrap();
+    assert_eq!(web["managed_by"]["tool"], "argo_cd", "{web}");
+    assert_eq!(web["managed_by"]["owner"], "prod-web", "{web}");
+    assert!(
+        web["managed_by"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("RespectIgnoreDifferences=true"),
+        "{web}"
+    );
+    let others = v["hpas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"] != "web");
+    assert!(others.clone().all(|h| h["managed_by"].is_null()));
+}
+
+#[test]
+fn a_kubeconfig_that_skips_tls_verification_works_but_every_check_and_status_warns() {
+    let rig = Rig::new();
+    let kubeconfig = rig.dir.path().join("kubeconfig");
+    rig.kube
+        .write_insecure_kubeconfig(&kubeconfig, "e2e", &KubeAuth::None);
+    rig.google.set_users(700);
+    let warned = |v: &serde_json::Value| {
+        v["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str().unwrap().contains(
+                "sets insecure-skip-tls-verify: true for cluster `e2e`: the API server's certificate is not checked",
+            )
+        })
+    };
+    for args in [
+        &["-o", "json", "check"][..],
+        &["-o", "json", "check"],
+        &["-o", "json", "status"],
+    ] {
+        let o = rig.run(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", show(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(warned(&v), "{args:?}: {v}");
+        assert!(
+            stderr(&o).contains("insecure-skip-tls-verify: true"),
+            "{args:?}: the log says it too: {}",
+            show(&o)
+        );
+    }
+    assert_eq!(rig.mins(), tier(1000), "the connection works");
+    let o = rig.run(&["status"]);
+    assert!(
+        stdout(&o).contains("insecure-skip-tls-verify"),
+        "{}",
+        show(&o)
+    );
+    // With the CA-checked kubeconfig again, no warning.
+    rig.kube
+        .write_kubeconfig(&kubeconfig, "e2e", &KubeAuth::None);
+    let o = rig.run(&["-o", "json", "check"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!warned(&v), "{v}");
+}
+
 // ---------------------------------------------------------------------------
 // Store
 
