@@ -55,47 +55,13 @@ impl KubeCluster {
     pub async fn connect(settings: &KubeSettings, timeout: Duration) -> Result<Self, ClusterError> {
         let env = |k: &str| std::env::var(k).ok();
         let source = kubeconfig_source(settings, &env, &|p| p.is_file());
-        let mut warnings = vec![];
         if let Some(p) = &settings.kubeconfig
             && source != Source::Files(vec![p.clone()])
         {
             tracing::info!(path = %p.display(), using = %source, "kube_file_path does not exist; using the standard inference");
         }
-        let mut config = match &source {
-            Source::Files(paths) => {
-                let paths = paths.clone();
-                let kubeconfig = tokio::task::spawn_blocking(move || load_kubeconfig(&paths))
-                    .await
-                    .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
-                check_context(&kubeconfig, settings.context.as_deref(), &source)?;
-                warnings.extend(
-                    skips_tls_verify(&kubeconfig, settings.context.as_deref())
-                        .map(|cluster| insecure_warning(&cluster, &source)),
-                );
-                let options = KubeConfigOptions {
-                    context: settings.context.clone(),
-                    ..KubeConfigOptions::default()
-                };
-                Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| {
-                        ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e)))
-                    })?
-            }
-            Source::InCluster => {
-                if let Some(c) = &settings.context {
-                    tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
-                }
-                Config::incluster().map_err(|e| {
-                ClusterError::Api(format!(
-                    "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
-                     set kube_file_path to a kubeconfig",
-                    tried(settings),
-                    chain(&e)
-                ))
-            })?
-            }
-        };
+        let mut warnings = vec![];
+        let mut config = client_config(settings, &source, &mut warnings).await?;
         let server = config
             .cluster_url
             .to_string()
@@ -109,31 +75,8 @@ impl KubeCluster {
         for w in &warnings {
             tracing::warn!(%server, "{w}");
         }
-
-        // Building the client runs the exec credential plugin synchronously.
-        let exec = config.auth_info.exec.clone();
-        let build = tokio::task::spawn_blocking(move || Client::try_from(config));
-        let client = match tokio::time::timeout(timeout, build).await {
-            Err(_) => {
-                let what = match exec.and_then(|e| e.command) {
-                    Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
-                    None => "building the Kubernetes client".into(),
-                };
-                return Err(ClusterError::Timeout(format!(
-                    "{what} did not finish within {}s (timeout_seconds)",
-                    timeout.as_secs_f64()
-                )));
-            }
-            Ok(Err(e)) => {
-                return Err(ClusterError::Api(format!(
-                    "building the Kubernetes client: {e}"
-                )));
-            }
-            Ok(Ok(Err(e))) => return Err(ClusterError::Api(client_error(&e, exec.as_ref()))),
-            Ok(Ok(Ok(c))) => c,
-        };
         Ok(KubeCluster {
-            client,
+            client: build_client(config, timeout).await?,
             timeout,
             server,
             seen: Mutex::new(HashMap::new()),
@@ -339,6 +282,73 @@ impl Cluster for Kube {
             Some(Ok(c)) => c.warnings.clone(),
             _ => vec![],
         }
+    }
+}
+
+/// The client configuration from the kubeconfig files or the pod's
+/// service account; what the kubeconfig makes worth a warning goes to
+/// `warnings`.
+async fn client_config(
+    settings: &KubeSettings,
+    source: &Source,
+    warnings: &mut Vec<String>,
+) -> Result<Config, ClusterError> {
+    match source {
+        Source::Files(paths) => {
+            let paths = paths.clone();
+            let kubeconfig = tokio::task::spawn_blocking(move || load_kubeconfig(&paths))
+                .await
+                .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
+            check_context(&kubeconfig, settings.context.as_deref(), source)?;
+            warnings.extend(
+                skips_tls_verify(&kubeconfig, settings.context.as_deref())
+                    .map(|cluster| insecure_warning(&cluster, source)),
+            );
+            let options = KubeConfigOptions {
+                context: settings.context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e))))
+        }
+        Source::InCluster => {
+            if let Some(c) = &settings.context {
+                tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
+            }
+            Config::incluster().map_err(|e| {
+                ClusterError::Api(format!(
+                    "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
+                     set kube_file_path to a kubeconfig",
+                    tried(settings),
+                    chain(&e)
+                ))
+            })
+        }
+    }
+}
+
+/// Builds the client, which runs the kubeconfig's exec credential plugin
+/// synchronously: off the async threads, bounded by `timeout`.
+async fn build_client(config: Config, timeout: Duration) -> Result<Client, ClusterError> {
+    let exec = config.auth_info.exec.clone();
+    let build = tokio::task::spawn_blocking(move || Client::try_from(config));
+    match tokio::time::timeout(timeout, build).await {
+        Err(_) => {
+            let what = match exec.and_then(|e| e.command) {
+                Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
+                None => "building the Kubernetes client".into(),
+            };
+            Err(ClusterError::Timeout(format!(
+                "{what} did not finish within {}s (timeout_seconds)",
+                timeout.as_secs_f64()
+            )))
+        }
+        Ok(Err(e)) => Err(ClusterError::Api(format!(
+            "building the Kubernetes client: {e}"
+        ))),
+        Ok(Ok(Err(e))) => Err(ClusterError::Api(client_error(&e, exec.as_ref()))),
+        Ok(Ok(Ok(c))) => Ok(c),
     }
 }
 
