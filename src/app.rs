@@ -131,13 +131,16 @@ type RealAdapters = Adapters<Users, Kube, AwsAccount, store::Settings, Feishu>;
 
 /// The real adapters of `config` (nothing connects yet).
 fn adapters(config: &Config, fixed_users: Option<u32>) -> Result<RealAdapters, UsageError> {
+    let kube = Kube::new(&config.kube, config.timeout);
     Ok(Adapters {
         users: Users::new(config, fixed_users)?,
-        cluster: Kube::new(&config.kube, config.timeout),
+        cluster: kube.clone(),
         prereqs: AwsAccount::new(&config.aws, config.timeout),
         store: store::Settings {
             mysql: config.mysql.clone(),
             state_file: config.state_file.clone(),
+            spool_configmap: (config.spool_configmap.clone())
+                .map(|at| store::SpoolConfigMap { at, kube }),
             scope: config.policy.cluster.clone(),
             timeout: config.timeout,
         },

@@ -18,7 +18,7 @@ use jiff::tz::TimeZone;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, TxOpts, Value};
 
-use super::file::FileStore;
+use super::spool::Spool;
 use super::{Recorded, RunStore, StoreError};
 use crate::config::MysqlSettings;
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
@@ -285,7 +285,7 @@ pub struct MysqlStore {
     timeout: Duration,
     read_only: bool,
     /// Where a record goes when MySQL fails mid-run.
-    spool: FileStore,
+    spool: Spool,
     lock: tokio::sync::Mutex<LockConn>,
 }
 
@@ -295,7 +295,7 @@ impl MysqlStore {
         settings: &MysqlSettings,
         scope: &str,
         timeout: Duration,
-        spool: FileStore,
+        spool: Spool,
         read_only: bool,
     ) -> Result<MysqlStore, StoreError> {
         let constraints = PoolConstraints::new(0, 4).expect("0 <= 4");
@@ -355,7 +355,7 @@ impl MysqlStore {
 
     /// Where a record MySQL cannot take goes.
     pub fn spool_location(&self) -> String {
-        self.spool.path().display().to_string()
+        self.spool.location()
     }
 
     pub fn describe(&self) -> String {
@@ -469,7 +469,7 @@ impl MysqlStore {
         if let Err(e) = self.spool.remove(ids).await {
             // They are in MySQL now; the next flush finds them there.
             tracing::error!(
-                spool = %self.spool.path().display(),
+                spool = %self.spool.location(),
                 error = %e,
                 "spooled records were written to MySQL but could not be removed from the spool"
             );
@@ -687,7 +687,7 @@ impl RunStore for MysqlStore {
         };
         tracing::warn!(
             error = %e,
-            spool = %self.spool.path().display(),
+            spool = %self.spool.location(),
             "the run record could not be written to MySQL; spooling it for the next run"
         );
         match self.spool.record(record).await {
