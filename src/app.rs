@@ -133,13 +133,16 @@ type RealAdapters = Adapters<Users, Kube, AwsAccount, store::Settings, Feishu>;
 
 /// The real adapters of `config` (nothing connects yet).
 fn adapters(config: &Config, fixed_users: Option<u32>) -> Result<RealAdapters, UsageError> {
+    let kube = Kube::new(&config.kube, config.timeout);
     Ok(Adapters {
         users: Users::new(config, fixed_users)?,
-        cluster: Kube::new(&config.kube, config.timeout),
+        cluster: kube.clone(),
         prereqs: AwsAccount::new(&config.aws, config.timeout),
         store: store::Settings {
             mysql: config.mysql.clone(),
             state_file: config.state_file.clone(),
+            spool_configmap: (config.spool_configmap.clone())
+                .map(|at| store::SpoolConfigMap { at, kube }),
             scope: config.policy.cluster.clone(),
             timeout: config.timeout,
         },
@@ -263,7 +266,8 @@ where
             return Err(e);
         }
     }
-    let decision = decide(&g, policy, request, started);
+    let mut decision = decide(&g, policy, request, started);
+    decision.warnings.extend(a.cluster.warnings());
     info!(
         outcome = decision.outcome().as_str(),
         "{}",
@@ -784,7 +788,7 @@ where
             (store, runs, last, samples.unwrap_or_default())
         },
     );
-    let report = StatusReport::assess(StatusInputs {
+    let mut report = StatusReport::assess(StatusInputs {
         now,
         policy,
         checks_rds,
@@ -799,6 +803,7 @@ where
         samples: &samples,
         store: store.describe(),
     });
+    report.warnings.extend(a.cluster.warnings());
     close(store).await;
     match output {
         Output::Table => print!("{}", output::status_table(&report)),

@@ -190,6 +190,7 @@ pub fn status_table(s: &StatusReport) -> String {
     let mut out = status_head(s);
     out.push_str("\nHPAs\n");
     out.push_str(&columns(&hpa_rows(s)));
+    out.push_str(&gitops(s));
     out.push_str("\nprerequisites\n");
     out.push_str(&prerequisites(s));
     if !s.windows.is_empty() {
@@ -291,6 +292,22 @@ fn hpa_rows(s: &StatusReport) -> Vec<Vec<String>> {
         ]);
     }
     rows
+}
+
+/// Each HPA a GitOps tool manages, and how to keep it from reverting us.
+fn gitops(s: &StatusReport) -> String {
+    let mut out = String::new();
+    for (h, m) in s
+        .hpas
+        .iter()
+        .filter_map(|h| Some((h, h.managed_by.as_ref()?)))
+    {
+        out.push_str(&format!(
+            "  {}/{} is managed by {} ({}): it reverts minReplicas/maxReplicas\n    fix: {}\n",
+            h.namespace, h.name, m.manager, m.gitops.evidence, m.fix
+        ));
+    }
+    out
 }
 
 fn prerequisites(s: &StatusReport) -> String {

@@ -47,6 +47,85 @@ pub struct Hpa {
     pub conditions: Vec<Condition>,
     /// `Kind/name` of the scale target, e.g. `Deployment/web`.
     pub target: Option<String>,
+    /// The GitOps tool that applies this HPA from Git, if any: it will put
+    /// back the minReplicas/maxReplicas this tool patches.
+    pub managed_by: Option<GitOps>,
+}
+
+/// Which GitOps controller manages an HPA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitOpsTool {
+    ArgoCd,
+    /// Flux's kustomize-controller (a `Kustomization`).
+    FluxKustomize,
+    /// Flux's helm-controller (a `HelmRelease`).
+    FluxHelm,
+}
+
+/// An HPA that a GitOps tool applies from Git, and how that was told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GitOps {
+    pub tool: GitOpsTool,
+    /// The object of the tool that owns the HPA: the Argo CD Application
+    /// (`name`, or `namespace/name` outside Argo CD's own namespace), the
+    /// Flux Kustomization or HelmRelease (`namespace/name`). `None` when
+    /// only the managedFields told.
+    pub owner: Option<String>,
+    /// What told it, e.g. `annotation argocd.argoproj.io/tracking-id`.
+    pub evidence: String,
+}
+
+impl GitOps {
+    /// `Argo CD application prod-web`, `Flux Kustomization flux-system/apps`.
+    pub fn manager(&self) -> String {
+        let kind = match self.tool {
+            GitOpsTool::ArgoCd => "Argo CD application",
+            GitOpsTool::FluxKustomize => "Flux Kustomization",
+            GitOpsTool::FluxHelm => "Flux HelmRelease",
+        };
+        match &self.owner {
+            Some(o) => format!("{kind} {o}"),
+            None => format!("{kind} (unnamed)"),
+        }
+    }
+
+    /// What to tell the tool so that it leaves the two fields to hpa-tier.
+    pub fn fix(&self, id: &HpaRef) -> String {
+        let pointers = "[/spec/minReplicas, /spec/maxReplicas]";
+        match self.tool {
+            GitOpsTool::ArgoCd => format!(
+                "add to the Application's spec.ignoreDifferences {{group: autoscaling, kind: \
+                 HorizontalPodAutoscaler, name: {}, namespace: {}, jsonPointers: {pointers}}} \
+                 and the sync option RespectIgnoreDifferences=true (without it a sync still \
+                 applies Git's values)",
+                id.name, id.namespace
+            ),
+            GitOpsTool::FluxKustomize => format!(
+                "annotate the HPA in Git (or through the Kustomization's spec.patches) with \
+                 kustomize.toolkit.fluxcd.io/ssa: IfNotPresent, so that Flux creates {} but no \
+                 longer re-applies it",
+                id.name
+            ),
+            GitOpsTool::FluxHelm => format!(
+                "add to the HelmRelease's spec.driftDetection.ignore {{paths: {pointers}, target: \
+                 {{kind: HorizontalPodAutoscaler, name: {}}}}}; a chart upgrade still sets the \
+                 chart's values, which the next run raises again",
+                id.name
+            ),
+        }
+    }
+
+    /// The warning for a run that patches this HPA, or `status`.
+    pub fn warning(&self, id: &HpaRef) -> String {
+        format!(
+            "{id} is managed by {} ({}), which will revert minReplicas/maxReplicas to the \
+             values in Git: {}",
+            self.manager(),
+            self.evidence,
+            self.fix(id)
+        )
+    }
 }
 
 /// What one HPA must become. `max` is `Some` only when it has to change:
@@ -140,6 +219,7 @@ impl Hpa {
             capacity_annotation: None,
             conditions: vec![],
             target: Some(format!("Deployment/{service}")),
+            managed_by: None,
         }
     }
     pub fn min(mut self, min: u32) -> Self {
@@ -156,6 +236,15 @@ impl Hpa {
     }
     pub fn running(mut self, replicas: u32) -> Self {
         self.current_replicas = Some(replicas);
+        self
+    }
+    /// Managed by Argo CD application `app` (its tracking annotation).
+    pub fn argo_cd(mut self, app: &str) -> Self {
+        self.managed_by = Some(GitOps {
+            tool: GitOpsTool::ArgoCd,
+            owner: Some(app.into()),
+            evidence: "annotation argocd.argoproj.io/tracking-id".into(),
+        });
         self
     }
 }
@@ -221,5 +310,38 @@ mod tests {
         let other = Hpa::test("web").min(9).max(4).annotated(600);
         let p = patch(Intent::Exact, t).replan(&other).unwrap();
         assert_eq!((p.min, p.max, p.capacity), (6, Some(6), 2000));
+    }
+
+    #[test]
+    fn a_gitops_warning_names_the_tool_its_object_and_the_fix() {
+        let web = Hpa::test("web").id;
+        let g = |tool, owner: Option<&str>| GitOps {
+            tool,
+            owner: owner.map(str::to_string),
+            evidence: "label x".into(),
+        };
+        let argo = g(GitOpsTool::ArgoCd, Some("prod-web")).warning(&web);
+        assert!(
+            argo.starts_with("prod/web is managed by Argo CD application prod-web (label x)"),
+            "{argo}"
+        );
+        assert!(
+            argo.contains(
+                "name: web, namespace: prod, jsonPointers: [/spec/minReplicas, /spec/maxReplicas]"
+            ) && argo.contains("RespectIgnoreDifferences=true"),
+            "{argo}"
+        );
+        let flux = g(GitOpsTool::FluxKustomize, Some("flux-system/apps")).warning(&web);
+        assert!(
+            flux.contains("Flux Kustomization flux-system/apps")
+                && flux.contains("kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
+            "{flux}"
+        );
+        let helm = g(GitOpsTool::FluxHelm, None).warning(&web);
+        assert!(
+            helm.contains("Flux HelmRelease (unnamed)")
+                && helm.contains("spec.driftDetection.ignore {paths: [/spec/minReplicas, /spec/maxReplicas], target: {kind: HorizontalPodAutoscaler, name: web}}"),
+            "{helm}"
+        );
     }
 }

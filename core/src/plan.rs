@@ -323,7 +323,8 @@ pub struct Decision {
     /// prerequisites read now do not allow.
     pub preflight: Vec<Preflight>,
     /// What a person should know that changes nothing by itself (a tier's
-    /// max kept at the running replicas).
+    /// max kept at the running replicas, a patched HPA that a GitOps tool
+    /// will revert).
     pub warnings: Vec<String>,
 }
 
@@ -738,6 +739,7 @@ fn changes(tier: &Tier, hpas: &[Hpa], intent: Intent) -> (Vec<Change>, Vec<Above
                 tier: r,
             });
             warnings.extend(why);
+            warnings.extend(h.managed_by.as_ref().map(|g| g.warning(&h.id)));
         } else if intent == Intent::RaiseOnly && h.min > r.min {
             above.push(Above {
                 hpa: h.id.clone(),
@@ -2054,5 +2056,35 @@ mod tests {
             .find(|c| c.hpa.service == "gateway")
             .unwrap();
         assert_eq!((gw.from_min, gw.to_min, gw.capacity), (2, 2, 1000));
+    }
+
+    #[test]
+    fn each_patched_hpa_that_a_gitops_tool_manages_is_warned_about() {
+        let mut c = Case::users(700, 600);
+        c.hpas[2] = c.hpas[2].clone().argo_cd("prod-web");
+        c.hpas[3] = c.hpas[3].clone().argo_cd("prod-hermes");
+        let p = c.run();
+        let gitops: Vec<&String> = p
+            .warnings
+            .iter()
+            .filter(|w| w.contains("Argo CD"))
+            .collect();
+        assert_eq!(gitops.len(), 2, "{:?}", p.warnings);
+        assert!(
+            gitops[0].starts_with("prod/web is managed by Argo CD application prod-web")
+                && gitops[0].contains("ignoreDifferences")
+                && gitops[0].contains("RespectIgnoreDifferences=true"),
+            "{}",
+            gitops[0]
+        );
+        // Between tier changes an HPA left alone is not warned about.
+        let mut c = Case::users(700, 1000);
+        c.hpas[2] = c.hpas[2].clone().argo_cd("prod-web");
+        let p = c.run();
+        assert!(
+            p.changes.is_empty() && p.warnings.is_empty(),
+            "{:?}",
+            p.warnings
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use jiff::SignedDuration;
 
 use crate::forecast::{self, HourForecast, STATUS_HOURS};
-use crate::hpa::{Condition, Hpa, HpaRef};
+use crate::hpa::{Condition, GitOps, Hpa, HpaRef};
 use crate::plan::{Current, Determined, current_tier};
 use crate::policy::{ForecastMode, Policy};
 use crate::prereq::{self, Observed, RdsObserved, RedisObserved};
@@ -32,6 +32,19 @@ pub struct HpaStatus {
     pub tier_min: Option<u32>,
     /// `below tier (2 < 6)` / `above tier (9 > 6)`, or none.
     pub drift: Option<String>,
+    /// The GitOps tool that applies it from Git (it reverts what a run
+    /// patches), and what to tell that tool.
+    pub managed_by: Option<ManagedBy>,
+}
+
+/// A GitOps tool managing an HPA, as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ManagedBy {
+    #[serde(flatten)]
+    pub gitops: GitOps,
+    /// `Argo CD application prod-web`.
+    pub manager: String,
+    pub fix: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -256,6 +269,11 @@ impl HpaStatus {
             target: h.target.clone(),
             tier_min,
             drift,
+            managed_by: h.managed_by.as_ref().map(|g| ManagedBy {
+                gitops: g.clone(),
+                manager: g.manager(),
+                fix: g.fix(&h.id),
+            }),
         }
     }
 }

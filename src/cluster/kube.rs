@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -43,6 +43,9 @@ pub struct KubeCluster {
     /// resourceVersion of every HPA last seen, keyed by (namespace, name):
     /// the optimistic lock of the next patch, so `apply` needs no GET.
     seen: Mutex<HashMap<(String, String), String>>,
+    /// What every run on this connection must report (an unverified API
+    /// server certificate).
+    warnings: Vec<String>,
 }
 
 impl KubeCluster {
@@ -57,37 +60,8 @@ impl KubeCluster {
         {
             tracing::info!(path = %p.display(), using = %source, "kube_file_path does not exist; using the standard inference");
         }
-        let mut config = match &source {
-            Source::Files(paths) => {
-                let paths = paths.clone();
-                let kubeconfig = tokio::task::spawn_blocking(move || load_kubeconfig(&paths))
-                    .await
-                    .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
-                check_context(&kubeconfig, settings.context.as_deref(), &source)?;
-                let options = KubeConfigOptions {
-                    context: settings.context.clone(),
-                    ..KubeConfigOptions::default()
-                };
-                Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| {
-                        ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e)))
-                    })?
-            }
-            Source::InCluster => {
-                if let Some(c) = &settings.context {
-                    tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
-                }
-                Config::incluster().map_err(|e| {
-                ClusterError::Api(format!(
-                    "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
-                     set kube_file_path to a kubeconfig",
-                    tried(settings),
-                    chain(&e)
-                ))
-            })?
-            }
-        };
+        let mut warnings = vec![];
+        let mut config = client_config(settings, &source, &mut warnings).await?;
         let server = config
             .cluster_url
             .to_string()
@@ -98,35 +72,32 @@ impl KubeCluster {
         config.default_retry = false;
         config.connect_timeout = Some(timeout);
         tracing::debug!(%server, %source, context = ?settings.context, "Kubernetes client");
-
-        // Building the client runs the exec credential plugin synchronously.
-        let exec = config.auth_info.exec.clone();
-        let build = tokio::task::spawn_blocking(move || Client::try_from(config));
-        let client = match tokio::time::timeout(timeout, build).await {
-            Err(_) => {
-                let what = match exec.and_then(|e| e.command) {
-                    Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
-                    None => "building the Kubernetes client".into(),
-                };
-                return Err(ClusterError::Timeout(format!(
-                    "{what} did not finish within {}s (timeout_seconds)",
-                    timeout.as_secs_f64()
-                )));
-            }
-            Ok(Err(e)) => {
-                return Err(ClusterError::Api(format!(
-                    "building the Kubernetes client: {e}"
-                )));
-            }
-            Ok(Ok(Err(e))) => return Err(ClusterError::Api(client_error(&e, exec.as_ref()))),
-            Ok(Ok(Ok(c))) => c,
-        };
+        for w in &warnings {
+            tracing::warn!(%server, "{w}");
+        }
         Ok(KubeCluster {
-            client,
+            client: build_client(config, timeout).await?,
             timeout,
             server,
             seen: Mutex::new(HashMap::new()),
+            warnings,
         })
+    }
+
+    /// The connection, for other adapters on the same API server (the
+    /// spool ConfigMap): same credentials, same client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API server URL, for messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The per-call timeout this connection was made with.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn api(&self, id: &HpaRef) -> Api<HorizontalPodAutoscaler> {
@@ -233,6 +204,10 @@ impl Cluster for KubeCluster {
     async fn apply_one(&self, patch: &HpaPatch) -> Result<Hpa, ClusterError> {
         self.patch_one(patch).await
     }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
 }
 
 impl KubeCluster {
@@ -245,10 +220,21 @@ impl KubeCluster {
 /// The cluster a run talks to, connected on first use: the connection
 /// (kubeconfig, an exec credential plugin) then runs alongside the other
 /// reads of the gather phase instead of before them, and `apply` reuses it.
+/// Clones share the one connection (the store's spool ConfigMap uses it).
+#[derive(Clone)]
 pub struct Kube {
     settings: KubeSettings,
     timeout: Duration,
-    connected: tokio::sync::OnceCell<Result<KubeCluster, ClusterError>>,
+    connected: Arc<tokio::sync::OnceCell<Result<KubeCluster, ClusterError>>>,
+}
+
+impl std::fmt::Debug for Kube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kube")
+            .field("settings", &self.settings)
+            .field("connected", &self.connected.initialized())
+            .finish()
+    }
 }
 
 impl Kube {
@@ -256,8 +242,13 @@ impl Kube {
         Kube {
             settings: settings.clone(),
             timeout,
-            connected: tokio::sync::OnceCell::new(),
+            connected: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// The connection, made now if no one has made it yet.
+    pub async fn connection(&self) -> Result<&KubeCluster, ClusterError> {
+        self.cluster().await.as_ref().map_err(Clone::clone)
     }
 
     async fn cluster(&self) -> &Result<KubeCluster, ClusterError> {
@@ -284,6 +275,80 @@ impl Cluster for Kube {
             Ok(c) => c.patch_one(patch).await,
             Err(e) => Err(e.clone()),
         }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        match self.connected.get() {
+            Some(Ok(c)) => c.warnings.clone(),
+            _ => vec![],
+        }
+    }
+}
+
+/// The client configuration from the kubeconfig files or the pod's
+/// service account; what the kubeconfig makes worth a warning goes to
+/// `warnings`.
+async fn client_config(
+    settings: &KubeSettings,
+    source: &Source,
+    warnings: &mut Vec<String>,
+) -> Result<Config, ClusterError> {
+    match source {
+        Source::Files(paths) => {
+            let paths = paths.clone();
+            let kubeconfig = tokio::task::spawn_blocking(move || load_kubeconfig(&paths))
+                .await
+                .map_err(|e| ClusterError::Api(format!("loading the kubeconfig: {e}")))??;
+            check_context(&kubeconfig, settings.context.as_deref(), source)?;
+            warnings.extend(
+                skips_tls_verify(&kubeconfig, settings.context.as_deref())
+                    .map(|cluster| insecure_warning(&cluster, source)),
+            );
+            let options = KubeConfigOptions {
+                context: settings.context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| ClusterError::Api(format!("kubeconfig {}: {}", source, chain(&e))))
+        }
+        Source::InCluster => {
+            if let Some(c) = &settings.context {
+                tracing::info!(context = %c, "no kubeconfig: using the pod's service account, cluster_context does not apply");
+            }
+            Config::incluster().map_err(|e| {
+                ClusterError::Api(format!(
+                    "no kubeconfig found ({}) and not running in a pod with a service account ({}): \
+                     set kube_file_path to a kubeconfig",
+                    tried(settings),
+                    chain(&e)
+                ))
+            })
+        }
+    }
+}
+
+/// Builds the client, which runs the kubeconfig's exec credential plugin
+/// synchronously: off the async threads, bounded by `timeout`.
+async fn build_client(config: Config, timeout: Duration) -> Result<Client, ClusterError> {
+    let exec = config.auth_info.exec.clone();
+    let build = tokio::task::spawn_blocking(move || Client::try_from(config));
+    match tokio::time::timeout(timeout, build).await {
+        Err(_) => {
+            let what = match exec.and_then(|e| e.command) {
+                Some(cmd) => format!("the kubeconfig's exec credential plugin `{cmd}`"),
+                None => "building the Kubernetes client".into(),
+            };
+            Err(ClusterError::Timeout(format!(
+                "{what} did not finish within {}s (timeout_seconds)",
+                timeout.as_secs_f64()
+            )))
+        }
+        Ok(Err(e)) => Err(ClusterError::Api(format!(
+            "building the Kubernetes client: {e}"
+        ))),
+        Ok(Ok(Err(e))) => Err(ClusterError::Api(client_error(&e, exec.as_ref()))),
+        Ok(Ok(Ok(c))) => Ok(c),
     }
 }
 
@@ -348,6 +413,7 @@ pub(crate) fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<H
             })
             .collect(),
         target: spec.map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name)),
+        managed_by: super::gitops::managed_by(id, &k.metadata),
     })
 }
 
@@ -481,6 +547,34 @@ fn check_context(
             names()
         ))),
     }
+}
+
+/// The cluster entry of the context in use, when it sets
+/// `insecure-skip-tls-verify: true`: the API server's certificate is then
+/// not checked at all.
+fn skips_tls_verify(k: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let context = context.or(k.current_context.as_deref())?;
+    let cluster = k
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .as_str();
+    let entry = k.clusters.iter().find(|c| c.name == cluster)?;
+    let insecure = entry.cluster.as_ref()?.insecure_skip_tls_verify == Some(true);
+    insecure.then(|| cluster.to_string())
+}
+
+/// What `check` and `status` say about a kubeconfig that skips TLS verification.
+fn insecure_warning(cluster: &str, source: &Source) -> String {
+    format!(
+        "the kubeconfig ({source}) sets insecure-skip-tls-verify: true for cluster `{cluster}`: \
+         the API server's certificate is not checked, so anything on the network path can \
+         impersonate it and take the credentials sent to it; set certificate-authority-data \
+         (for EKS: `aws eks update-kubeconfig` writes it) and remove the flag"
+    )
 }
 
 /// Why a call did not produce an answer.
@@ -675,6 +769,7 @@ mod tests {
                 ),
             ],
             target: Some("Deployment/web-app".into()),
+            managed_by: None,
         };
         let cases = [
             ("everything set", web_json(), full.clone()),
@@ -691,6 +786,7 @@ mod tests {
                     capacity_annotation: None,
                     conditions: vec![],
                     target: Some("StatefulSet/db".into()),
+                    managed_by: None,
                 },
             ),
         ];
@@ -810,6 +906,49 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn insecure_skip_tls_verify_is_found_on_the_cluster_of_the_context_in_use() {
+        let k = Kubeconfig::from_yaml(
+            r#"
+apiVersion: v1
+kind: Config
+current-context: safe
+clusters:
+  - name: eks-safe
+    cluster: { server: "https://a.example", certificate-authority-data: "AAAA" }
+  - name: lab
+    cluster: { server: "https://b.example", insecure-skip-tls-verify: true }
+  - name: explicit-false
+    cluster: { server: "https://c.example", insecure-skip-tls-verify: false }
+contexts:
+  - name: safe
+    context: { cluster: eks-safe, user: u }
+  - name: lab
+    context: { cluster: lab, user: u }
+  - name: off
+    context: { cluster: explicit-false, user: u }
+  - name: dangling
+    context: { cluster: nowhere, user: u }
+users:
+  - name: u
+    user: { token: t }
+"#,
+        )
+        .unwrap();
+        assert_eq!(skips_tls_verify(&k, None), None, "the current context");
+        assert_eq!(skips_tls_verify(&k, Some("lab")), Some("lab".into()));
+        assert_eq!(skips_tls_verify(&k, Some("off")), None);
+        assert_eq!(skips_tls_verify(&k, Some("dangling")), None);
+        assert_eq!(skips_tls_verify(&k, Some("missing")), None);
+        let w = insecure_warning("lab", &Source::Files(vec![PathBuf::from("/k/c")]));
+        assert!(
+            w.starts_with(
+                "the kubeconfig (/k/c) sets insecure-skip-tls-verify: true for cluster `lab`"
+            ) && w.contains("certificate-authority-data"),
+            "{w}"
+        );
     }
 
     /// A `Status` as the API server sends it, parsed as kube does.

@@ -2,6 +2,7 @@
 //!
 //! Errors are per HPA: one broken HPA must not hide what happened to the others.
 
+mod gitops;
 pub mod kube;
 
 use std::future::Future;
@@ -16,6 +17,11 @@ pub trait Cluster: Send + Sync {
     /// arrives, so a run stopped midway still knows what it patched.
     fn apply_one(&self, patch: &HpaPatch)
     -> impl Future<Output = Result<Hpa, ClusterError>> + Send;
+    /// What every run that used this cluster must report, whatever it did
+    /// (a kubeconfig that skips TLS verification). Empty before connecting.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -22,6 +22,7 @@ mod raw;
 mod reference;
 mod schedules;
 mod services;
+mod spool;
 mod store;
 mod tiers;
 mod users;
@@ -38,6 +39,7 @@ pub use aws::AwsSettings;
 pub use error::ConfigError;
 pub use kube::KubeSettings;
 pub use notify::FeishuSettings;
+pub use spool::ConfigMapRef;
 pub use store::{CaBundle, DEFAULT_STATE_FILE, MysqlSettings, MysqlTls, SslMode};
 pub use users::{DEFAULT_GA_API_URL, GaSettings, UsersSource};
 
@@ -76,6 +78,9 @@ pub struct Config {
     pub kube: KubeSettings,
     pub mysql: Option<MysqlSettings>,
     pub state_file: std::path::PathBuf,
+    /// `spool_configmap`: where records MySQL could not take wait, instead
+    /// of `state_file` (only with MySQL).
+    pub spool_configmap: Option<ConfigMapRef>,
     pub feishu: Option<FeishuSettings>,
     /// Per external call (`timeout_seconds`, 1..=600).
     pub timeout: Duration,
@@ -143,6 +148,7 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
     let aws = aws::validate(&raw, doc)?;
     let kube = kube::validate(&raw, doc)?;
     let store = store::validate(&raw, doc)?;
+    let spool_configmap = spool::validate(&raw, store.mysql.is_some(), doc)?;
     let feishu = notify::validate(&raw, doc)?;
     let limits = limits::validate(&raw, doc)?;
     let schedules = schedules::validate(&mut raw, &tiers, doc)?;
@@ -164,6 +170,7 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
         kube: kube.settings,
         mysql: store.mysql,
         state_file: store.state_file,
+        spool_configmap,
         feishu,
         timeout: limits.timeout,
     })
@@ -408,6 +415,41 @@ services:
                 "{mode} {path:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn spool_configmap_is_namespace_slash_name_and_needs_mysql() {
+        let mysql = "mysql_host: db\nmysql_user: u\nmysql_db: hpa\n";
+        let c = ok(&format!(
+            "{MINIMAL}{mysql}spool_configmap: \"hpa-tier/hpa-tier-spool\"\n"
+        ));
+        assert_eq!(
+            c.spool_configmap.map(|c| c.to_string()).as_deref(),
+            Some("hpa-tier/hpa-tier-spool")
+        );
+        assert!(
+            ok(&format!("{MINIMAL}{mysql}spool_configmap: \"\"\n"))
+                .spool_configmap
+                .is_none()
+        );
+        assert!(ok(MINIMAL).spool_configmap.is_none());
+        let e = err(&format!("{MINIMAL}{mysql}spool_configmap: hpa-tier\n"));
+        assert_eq!(
+            e,
+            "c.yaml: spool_configmap (line 11): `hpa-tier` is not NAMESPACE/NAME (e.g. \"hpa-tier/hpa-tier-spool\")"
+        );
+        let e = err(&format!(
+            "{MINIMAL}{mysql}spool_configmap: hpa-tier/Spool\n"
+        ));
+        assert!(
+            e.contains("spool_configmap (line 11): the ConfigMap name `Spool`"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}spool_configmap: hpa-tier/spool\n"));
+        assert!(
+            e.starts_with("c.yaml: spool_configmap (line 8): is only used with mysql_host"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct RawConfig {
     pub notify_repeat_minutes: u32,
     #[serde(default)]
     pub state_file: Option<String>,
+    /// `NAMESPACE/NAME` of a ConfigMap that keeps the records MySQL could
+    /// not take (instead of `state_file`), so that they outlive a pod.
+    #[serde(default)]
+    pub spool_configmap: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
 

@@ -78,13 +78,13 @@ struct Inner {
     run_lock: Mutex<Option<File>>,
 }
 
-/// One line of the file.
+/// One line of the file (and one value of the spool ConfigMap).
 #[derive(Serialize, Deserialize)]
-struct Line {
+pub(super) struct Line {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cluster: Option<String>,
+    pub(super) cluster: Option<String>,
     #[serde(flatten)]
-    record: RunRecord,
+    pub(super) record: RunRecord,
 }
 
 #[derive(Debug)]

@@ -1,9 +1,10 @@
 //! The run store: records, history, holds and the run lock (README, "Run records").
 //!
 //! MySQL when `mysql_host` is set, else JSON lines in `state_file`. When MySQL
-//! is configured but unreachable, records are spooled to `state_file` and
-//! written by the next run that reaches it, so no record is ever lost; the
-//! unique `run_id` makes that write idempotent.
+//! is configured but unreachable, records are spooled — to `state_file`, or
+//! to the ConfigMap of `spool_configmap` ([`spool`]) — and written by the
+//! next run that reaches it, so no record is ever lost; the unique `run_id`
+//! makes that write idempotent.
 //!
 //! Everything is per *scope* (the cluster id): one database or one state file
 //! can serve several clusters, each with its own history and lock.
@@ -12,9 +13,11 @@
 //! network allow, and [`Store::describe`] / [`Store::unreachable`] say which.
 //! [`open_read_only`] is what `--dry-run` uses: it reads, and writes nothing.
 
+pub mod configmap;
 pub mod file;
 pub mod mysql;
 mod private;
+pub mod spool;
 pub mod tls;
 
 use std::future::Future;
@@ -26,8 +29,11 @@ use jiff::Timestamp;
 use crate::config::MysqlSettings;
 use hpa_tier_core::record::RunRecord;
 
+use self::configmap::ConfigMapSpool;
+pub use self::configmap::SpoolConfigMap;
 use self::file::{FileStore, Role};
 use self::mysql::MysqlStore;
+use self::spool::Spool;
 
 pub trait RunStore: Send + Sync {
     /// Takes the run lock named `name` (one per cluster) without waiting.
@@ -73,11 +79,14 @@ pub trait OpenStore: Send + Sync {
     fn open(&self, writes: bool) -> impl Future<Output = Self::Store> + Send;
 }
 
-/// The configured store: MySQL (spooling to `state_file`) or the file store.
+/// The configured store: MySQL (spooling to `state_file` or the spool
+/// ConfigMap) or the file store.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub mysql: Option<MysqlSettings>,
     pub state_file: std::path::PathBuf,
+    /// `spool_configmap`, with the run's Kubernetes connection.
+    pub spool_configmap: Option<SpoolConfigMap>,
     /// The records' scope: the cluster id.
     pub scope: String,
     pub timeout: Duration,
@@ -86,11 +95,18 @@ pub struct Settings {
 impl OpenStore for Settings {
     type Store = Store;
     async fn open(&self, writes: bool) -> Store {
-        let (mysql, file) = (self.mysql.as_ref(), self.state_file.as_path());
-        if writes {
-            open(mysql, file, &self.scope, self.timeout).await
-        } else {
-            open_read_only(mysql, file, &self.scope, self.timeout).await
+        let role = if writes { Role::Spool } else { Role::ReadOnly };
+        let file = FileStore::new(&self.state_file, &self.scope, self.timeout, role);
+        let spool = match &self.spool_configmap {
+            Some(cm) => Spool::ConfigMap(ConfigMapSpool::new(cm, &self.scope, self.timeout, file)),
+            None => Spool::File(file),
+        };
+        let (mysql, state_file) = (self.mysql.as_ref(), self.state_file.as_path());
+        match (mysql, writes) {
+            (Some(m), true) => open_mysql(m, spool, &self.scope, self.timeout).await,
+            (Some(m), false) => open_mysql_read_only(m, spool, &self.scope, self.timeout).await,
+            (None, true) => open(None, state_file, &self.scope, self.timeout).await,
+            (None, false) => open_read_only(None, state_file, &self.scope, self.timeout).await,
         }
     }
 }
@@ -125,7 +141,7 @@ enum Backend {
     /// MySQL is configured but could not be used: records go to the spool,
     /// reads fail (no history means no scale-down), the lock is the lock file.
     Spool {
-        spool: FileStore,
+        spool: Spool,
         target: String,
         reason: String,
     },
@@ -146,15 +162,26 @@ pub async fn open(
             backend: Backend::File(FileStore::new(state_file, scope, timeout, Role::Store)),
         };
     };
-    let spool = FileStore::new(state_file, scope, timeout, Role::Spool);
+    let spool = Spool::File(FileStore::new(state_file, scope, timeout, Role::Spool));
+    open_mysql(settings, spool, scope, timeout).await
+}
+
+/// [`open`] with MySQL configured, spooling to `spool`.
+async fn open_mysql(
+    settings: &MysqlSettings,
+    spool: Spool,
+    scope: &str,
+    timeout: Duration,
+) -> Store {
     let target = mysql::target(settings);
+    let location = spool.location();
     let error = match MysqlStore::connect(settings, scope, timeout, spool.clone(), false).await {
         Ok(store) => match store.flush_spool().await {
             Ok(n) => {
                 if n > 0 {
                     tracing::info!(
                         records = n,
-                        spool = %state_file.display(),
+                        spool = %location,
                         "wrote the records spooled while MySQL was unreachable"
                     );
                 }
@@ -165,7 +192,7 @@ pub async fn open(
             Err(e @ StoreError::Io(_)) => {
                 // The spool cannot be read; MySQL itself is fine.
                 tracing::error!(
-                    spool = %state_file.display(),
+                    spool = %location,
                     error = %e,
                     "cannot read the spool: records spooled earlier stay there until it can be read"
                 );
@@ -176,8 +203,7 @@ pub async fn open(
             Err(e) => {
                 store.close().await;
                 StoreError::Query(format!(
-                    "writing the records spooled in {} failed: {e}",
-                    state_file.display()
+                    "writing the records spooled in {location} failed: {e}"
                 ))
             }
         },
@@ -186,7 +212,7 @@ pub async fn open(
     let reason = reason(&target, &error);
     tracing::warn!(
         mysql = %target,
-        spool = %state_file.display(),
+        spool = %location,
         error = %reason,
         "MySQL cannot be used: this run's record is spooled and written by the next run \
          that reaches MySQL; without history there is no scale-down"
@@ -224,7 +250,17 @@ pub async fn open_read_only(
             backend: Backend::File(FileStore::new(state_file, scope, timeout, Role::ReadOnly)),
         };
     };
-    let spool = FileStore::new(state_file, scope, timeout, Role::ReadOnly);
+    let spool = Spool::File(FileStore::new(state_file, scope, timeout, Role::ReadOnly));
+    open_mysql_read_only(settings, spool, scope, timeout).await
+}
+
+/// [`open_read_only`] with MySQL configured.
+async fn open_mysql_read_only(
+    settings: &MysqlSettings,
+    spool: Spool,
+    scope: &str,
+    timeout: Duration,
+) -> Store {
     match MysqlStore::connect(settings, scope, timeout, spool.clone(), true).await {
         Ok(store) => Store {
             backend: Backend::Mysql(Box::new(store)),
@@ -253,13 +289,17 @@ impl Store {
                 spool,
                 target,
                 reason,
-            } => match spool.role() {
-                Role::ReadOnly => format!("MySQL {target} (read-only; unreachable: {reason})"),
-                _ => format!(
-                    "spool {} (MySQL {target} unreachable: {reason})",
-                    spool.path().display()
-                ),
-            },
+            } if spool.read_only() => {
+                format!("MySQL {target} (read-only; unreachable: {reason})")
+            }
+            Backend::Spool {
+                spool,
+                target,
+                reason,
+            } => format!(
+                "spool {} (MySQL {target} unreachable: {reason})",
+                spool.location()
+            ),
         }
     }
 
@@ -340,7 +380,8 @@ impl RunStore for Store {
     fn spool_location(&self) -> String {
         match &self.backend {
             Backend::Mysql(m) => m.spool_location(),
-            Backend::File(f) | Backend::Spool { spool: f, .. } => f.path().display().to_string(),
+            Backend::File(f) => f.path().display().to_string(),
+            Backend::Spool { spool, .. } => spool.location(),
         }
     }
 }

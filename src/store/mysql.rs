@@ -23,7 +23,7 @@ use mysql_async::{
     Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, TxOpts, Value,
 };
 
-use super::file::FileStore;
+use super::spool::Spool;
 use super::{Recorded, RunStore, StoreError, tls};
 use crate::config::{MysqlSettings, MysqlTls, SslMode};
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
@@ -321,7 +321,7 @@ pub struct MysqlStore {
     timeout: Duration,
     read_only: bool,
     /// Where a record goes when MySQL fails mid-run.
-    spool: FileStore,
+    spool: Spool,
     lock: tokio::sync::Mutex<LockConn>,
 }
 
@@ -331,7 +331,7 @@ impl MysqlStore {
         settings: &MysqlSettings,
         scope: &str,
         timeout: Duration,
-        spool: FileStore,
+        spool: Spool,
         read_only: bool,
     ) -> Result<MysqlStore, StoreError> {
         let ssl = tls::ssl_opts(&settings.tls, &settings.host);
@@ -369,7 +369,7 @@ impl MysqlStore {
 
     /// Where a record MySQL cannot take goes.
     pub fn spool_location(&self) -> String {
-        self.spool.path().display().to_string()
+        self.spool.location()
     }
 
     pub fn describe(&self) -> String {
@@ -519,7 +519,7 @@ impl MysqlStore {
         if let Err(e) = self.spool.remove(ids).await {
             // They are in MySQL now; the next flush finds them there.
             tracing::error!(
-                spool = %self.spool.path().display(),
+                spool = %self.spool.location(),
                 error = %e,
                 "spooled records were written to MySQL but could not be removed from the spool"
             );
@@ -771,7 +771,7 @@ impl RunStore for MysqlStore {
         };
         tracing::warn!(
             error = %e,
-            spool = %self.spool.path().display(),
+            spool = %self.spool.location(),
             "the run record could not be written to MySQL; spooling it for the next run"
         );
         match self.spool.record(record).await {

@@ -354,6 +354,141 @@ async fn a_concurrent_edit_conflicts_and_the_retry_keeps_max_at_least_min() {
     );
 }
 
+/// One 409 re-plan: web read at min 2 / max 10 (annotated 1000), someone
+/// edits it before our PATCH lands; what the retry sends and leaves.
+struct Replan {
+    what: &'static str,
+    intent: Intent,
+    /// The tier's web replicas (min, max).
+    tier: (u32, Option<u32>),
+    /// What the other writer sets: (min, max).
+    meanwhile: (u32, u32),
+    /// The retry's `spec` body, or `None`: no second PATCH at all.
+    retry: Option<Value>,
+    /// web afterwards: (min, max).
+    after: (u32, u32),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_is_planned_again_from_what_someone_else_wrote_meanwhile() {
+    let cases = [
+        Replan {
+            what: "between tier changes a value raised meanwhile is kept: nothing left to do",
+            intent: Intent::RaiseOnly,
+            tier: (3, None),
+            meanwhile: (5, 10),
+            retry: None,
+            after: (5, 10),
+        },
+        Replan {
+            what: "between tier changes a raised max is kept; min still goes up to the tier",
+            intent: Intent::RaiseOnly,
+            tier: (3, None),
+            meanwhile: (2, 20),
+            retry: Some(json!({ "minReplicas": 3 })),
+            after: (3, 20),
+        },
+        Replan {
+            what: "between tier changes a max lowered below the tier is raised with min",
+            intent: Intent::RaiseOnly,
+            tier: (3, None),
+            meanwhile: (1, 2),
+            retry: Some(json!({ "minReplicas": 3, "maxReplicas": 3 })),
+            after: (3, 3),
+        },
+        Replan {
+            what: "a tier change sets the tier's exact values over a raise",
+            intent: Intent::Exact,
+            tier: (3, None),
+            meanwhile: (5, 10),
+            retry: Some(json!({ "minReplicas": 3 })),
+            after: (3, 10),
+        },
+        Replan {
+            what: "a tier change with an explicit max sets it over a raised one",
+            intent: Intent::Exact,
+            tier: (3, Some(12)),
+            meanwhile: (5, 30),
+            retry: Some(json!({ "minReplicas": 3, "maxReplicas": 12 })),
+            after: (3, 12),
+        },
+        Replan {
+            what: "a tier change raises a max lowered below its min meanwhile",
+            intent: Intent::Exact,
+            tier: (6, None),
+            meanwhile: (2, 4),
+            retry: Some(json!({ "minReplicas": 6, "maxReplicas": 6 })),
+            after: (6, 6),
+        },
+    ];
+    for c in cases {
+        let mut seeds = example_hpas();
+        seeds[2] = HpaSeed::new("prod", "web")
+            .min(2)
+            .max(10)
+            .annotation("hpa-tier/capacity", "1000");
+        let fx = Fixture::with(seeds, &KubeAuth::None);
+        let cluster = fx.connect(TIMEOUT).await;
+        let refs = example_refs();
+        let read = cluster.read(&refs).await;
+        let seen = read[2].as_ref().unwrap();
+        let (tier_min, tier_max) = c.tier;
+        let tier = Replicas {
+            min: tier_min,
+            max: tier_max,
+        };
+        let (min, max, _) = hpa_tier_core::hpa::target(tier, seen, c.intent);
+        let planned = HpaPatch {
+            id: find(&refs, "web").clone(),
+            min,
+            max: (max != seen.max).then_some(max),
+            capacity: 1000,
+            intent: c.intent,
+            tier,
+        };
+        // The other writer lands between our read and our PATCH.
+        fx.standin.edit("prod", "web", |h| {
+            h["spec"]["minReplicas"] = json!(c.meanwhile.0);
+            h["spec"]["maxReplicas"] = json!(c.meanwhile.1);
+        });
+        let edited_rv = fx.hpa("prod", "web")["metadata"]["resourceVersion"].clone();
+        fx.standin.clear_requests();
+
+        let applied = cluster.apply(std::slice::from_ref(&planned)).await;
+
+        let hpa = applied[0]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e}", c.what));
+        assert_eq!((hpa.min, hpa.max), c.after, "{}: returned", c.what);
+        let now = fx.hpa("prod", "web");
+        assert_eq!(
+            (
+                now["spec"]["minReplicas"].clone(),
+                now["spec"]["maxReplicas"].clone()
+            ),
+            (json!(c.after.0), json!(c.after.1)),
+            "{}: in the cluster",
+            c.what
+        );
+        assert_eq!(now["metadata"]["annotations"]["hpa-tier/capacity"], "1000");
+        let sent = fx.requests_for("prod", "web");
+        let methods: Vec<&str> = sent.iter().map(|r| r.method.as_str()).collect();
+        match &c.retry {
+            None => assert_eq!(methods, ["PATCH", "GET"], "{}", c.what),
+            Some(spec) => {
+                assert_eq!(methods, ["PATCH", "GET", "PATCH"], "{}", c.what);
+                assert_eq!(&sent[2].json()["spec"], spec, "{}: retry body", c.what);
+                assert_eq!(
+                    sent[2].json()["metadata"]["resourceVersion"],
+                    edited_rv,
+                    "{}: the retry is based on the re-read",
+                    c.what
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_that_never_stop_are_given_up_after_bounded_attempts() {
     let fx = Fixture::new();

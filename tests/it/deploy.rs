@@ -174,7 +174,7 @@ impl Manifests {
     }
 
     /// The Roles on ConfigMaps: the spool's.
-    fn config_map_roles(&self) -> Vec<&Role> {
+    pub(crate) fn config_map_roles(&self) -> Vec<&Role> {
         self.roles
             .iter()
             .filter(|r| {
@@ -828,11 +828,24 @@ fn assert_binds_the_service_account(m: &Manifests, role: &Role) {
 }
 
 #[test]
-fn the_spool_configmap_exists_empty_and_its_role_grants_get_update_patch_on_it_alone() {
+fn the_spool_configmap_exists_empty_and_its_role_grants_get_patch_on_it_alone() {
     let m = Manifests::from_files();
     let sa = m.service_account();
     let spool = m.config_map("hpa-tier-spool");
     assert_eq!(spool.metadata.namespace, sa.metadata.namespace);
+    // The deployed config spools there.
+    let (config, _) = deployed_config(&m);
+    let named = config
+        .spool_configmap
+        .as_ref()
+        .expect("configmap.yaml sets spool_configmap");
+    assert_eq!(
+        (Some(&named.namespace), Some(&named.name)),
+        (
+            spool.metadata.namespace.as_ref(),
+            spool.metadata.name.as_ref()
+        )
+    );
     // Empty, so that `kubectl apply` never overwrites spooled records.
     assert!(
         spool.data.is_none() && spool.binary_data.is_none(),
@@ -850,13 +863,15 @@ fn the_spool_configmap_exists_empty_and_its_role_grants_get_update_patch_on_it_a
         BTreeSet::from([spool.metadata.name.as_deref().unwrap()]),
         "the Role must name exactly the spool ConfigMap"
     );
-    // No create: RBAC cannot limit it to one name, hence the pre-created ConfigMap.
+    // No create: RBAC cannot limit it to one name, hence the pre-created
+    // ConfigMap. No update: every write is a merge patch (e2e.rs checks the
+    // binary sends exactly these verbs).
     assert_eq!(
         rule.verbs
             .iter()
             .map(String::as_str)
             .collect::<BTreeSet<_>>(),
-        BTreeSet::from(["get", "update", "patch"])
+        BTreeSet::from(["get", "patch"])
     );
     assert_binds_the_service_account(&m, role);
 }

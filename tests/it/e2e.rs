@@ -5,7 +5,7 @@
 //! scale-down window, a hold expiring) is simulated by moving recorded times
 //! back in the database, which is what the tool reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub(crate) const SERVICES: [(&str, &str, &str); 6] = [
     ("passport", "prod", "passport"),
     ("project", "prod", "project"),
 ];
+
+/// The spool ConfigMap of deploy/kubernetes/spool.yaml: (namespace, name).
+const SPOOL: (&str, &str) = ("hpa-tier", "hpa-tier-spool");
 
 /// minReplicas per service of each tier of the built-in table.
 pub(crate) fn tier(capacity: u32) -> [u32; 6] {
@@ -321,6 +324,44 @@ state_file: "{state}"
 
     pub(crate) fn resize_reader(&self, class: &str) {
         block_on(moto::resize_instance(&self.rds_members[1], class));
+    }
+
+    /// The stand-in gets what deploy/kubernetes/spool.yaml creates: the
+    /// empty spool ConfigMap, and its Role as the only ConfigMap access.
+    fn seed_spool(&self) {
+        let path = support::root().join("deploy/kubernetes/spool.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cm = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| <serde_json::Value as serde::Deserialize>::deserialize(d).unwrap())
+            .find(|v| v["kind"] == "ConfigMap")
+            .expect("spool.yaml ships the ConfigMap");
+        self.kube.insert_configmap(cm).unwrap();
+        self.kube
+            .restrict_configmaps(kube::RbacRule::from_roles_yaml(&text).unwrap());
+    }
+
+    /// The rig's config, spooling to that ConfigMap.
+    fn with_spool(&self) -> String {
+        format!(
+            "{}spool_configmap: \"{}/{}\"\n",
+            self.config_text, SPOOL.0, SPOOL.1
+        )
+    }
+
+    /// `text` with MySQL on a port nothing listens on.
+    fn mysql_down(&self, text: &str) -> String {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        let down = text.replace("mysql_port: 3306", &format!("mysql_port: {port}"));
+        assert_ne!(down, text);
+        down
+    }
+
+    /// The spool ConfigMap's data.
+    fn spooled(&self) -> BTreeMap<String, String> {
+        self.kube
+            .configmap_data(SPOOL.0, SPOOL.1)
+            .expect("the spool ConfigMap")
     }
 }
 
@@ -861,6 +902,132 @@ fn a_permanent_500_on_one_hpa_is_partial_then_converged_by_the_next_run() {
     assert_eq!(rig.rows().last().unwrap().outcome, "applied");
 }
 
+#[test]
+fn an_hpa_argo_cd_manages_is_patched_and_check_and_status_name_the_fix() {
+    let rig = Rig::new();
+    rig.kube.seed(
+        kube::HpaSeed::new("prod", "web")
+            .target("Deployment", "web")
+            .tracked_by_argo_cd("prod-web"),
+    );
+    rig.google.set_users(700);
+    let says_it = |w: &str| {
+        w.starts_with("prod/web is managed by Argo CD application prod-web")
+            && w.contains("ignoreDifferences")
+            && w.contains("jsonPointers: [/spec/minReplicas, /spec/maxReplicas]")
+            && w.contains("RespectIgnoreDifferences=true")
+    };
+
+    let o = rig.run(&["--dry-run", "-o", "json", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(says_it(warnings[0]), "{warnings:?}");
+
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.mins(), tier(1000), "patched all the same");
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("WARNING: prod/web is managed by Argo CD"))
+        .unwrap_or_else(|| panic!("no GitOps warning:\n{out}"));
+    assert!(
+        says_it(line.trim().trim_start_matches("WARNING: ")),
+        "{line}"
+    );
+    assert_eq!(out.matches("is managed by").count(), 1, "only web: {out}");
+    let detail = &rig.rows()[0].detail;
+    assert!(
+        detail["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| says_it(w.as_str().unwrap())),
+        "the record keeps it: {detail}"
+    );
+
+    let out = stdout(&rig.run(&["status"]));
+    assert!(
+        out.contains("prod/web is managed by Argo CD application prod-web (annotation argocd.argoproj.io/tracking-id)")
+            && out.contains("fix: add to the Application's spec.ignoreDifferences"),
+        "{out}"
+    );
+    let o = rig.run(&["-o", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let web = v["hpas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "web")
+        .unwrap();
+    assert_eq!(web["managed_by"]["tool"], "argo_cd", "{web}");
+    assert_eq!(web["managed_by"]["owner"], "prod-web", "{web}");
+    assert!(
+        web["managed_by"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("RespectIgnoreDifferences=true"),
+        "{web}"
+    );
+    let others = v["hpas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"] != "web");
+    assert!(others.clone().all(|h| h["managed_by"].is_null()));
+}
+
+#[test]
+fn a_kubeconfig_that_skips_tls_verification_works_but_every_check_and_status_warns() {
+    let rig = Rig::new();
+    let kubeconfig = rig.dir.path().join("kubeconfig");
+    rig.kube
+        .write_insecure_kubeconfig(&kubeconfig, "e2e", &KubeAuth::None);
+    rig.google.set_users(700);
+    let warned = |v: &serde_json::Value| {
+        v["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str().unwrap().contains(
+                "sets insecure-skip-tls-verify: true for cluster `e2e`: the API server's certificate is not checked",
+            )
+        })
+    };
+    for args in [
+        &["-o", "json", "check"][..],
+        &["-o", "json", "check"],
+        &["-o", "json", "status"],
+    ] {
+        let o = rig.run(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", show(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(warned(&v), "{args:?}: {v}");
+        assert!(
+            stderr(&o).contains("insecure-skip-tls-verify: true"),
+            "{args:?}: the log says it too: {}",
+            show(&o)
+        );
+    }
+    assert_eq!(rig.mins(), tier(1000), "the connection works");
+    let o = rig.run(&["status"]);
+    assert!(
+        stdout(&o).contains("insecure-skip-tls-verify"),
+        "{}",
+        show(&o)
+    );
+    // With the CA-checked kubeconfig again, no warning.
+    rig.kube
+        .write_kubeconfig(&kubeconfig, "e2e", &KubeAuth::None);
+    let o = rig.run(&["-o", "json", "check"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!warned(&v), "{v}");
+}
+
 // ---------------------------------------------------------------------------
 // Store
 
@@ -976,7 +1143,8 @@ fn the_files_a_run_creates_are_0600_under_umask_022_and_000() {
         store: StoreKind::File,
         ..Setup::default()
     });
-    let files = ["runs.jsonl", "runs.jsonl.lock"].map(|f| rig.dir.path().join(f));
+    let files =
+        ["runs.jsonl", "runs.jsonl.lock", "runs.jsonl.samples"].map(|f| rig.dir.path().join(f));
     for umask in ["022", "000"] {
         for f in &files {
             let _ = std::fs::remove_file(f);
@@ -988,6 +1156,91 @@ fn the_files_a_run_creates_are_0600_under_umask_022_and_000() {
             assert_eq!(mode, 0o600, "umask {umask}: {}", f.display());
         }
     }
+}
+
+#[test]
+fn mysql_down_spools_to_the_configmap_exit_1_and_the_next_run_writes_it_once() {
+    let rig = Rig::new();
+    rig.seed_spool();
+    rig.set_config(&rig.mysql_down(&rig.with_spool()));
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "the record is not where it belongs yet:\n{}",
+        show(&o)
+    );
+    assert_eq!(rig.mins(), tier(1000), "the scale-up happened anyway");
+    assert!(
+        stdout(&o).contains("record spooled to ConfigMap hpa-tier/hpa-tier-spool for the next run"),
+        "{}",
+        show(&o)
+    );
+    let spooled = rig.spooled();
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    let (key, value) = spooled.iter().next().unwrap();
+    let record: serde_json::Value = serde_json::from_str(value).unwrap();
+    assert_eq!(record["run_id"], key.as_str());
+    assert_eq!(
+        (record["users"].as_u64(), record["outcome"].as_str()),
+        (Some(700), Some("applied"))
+    );
+    assert!(
+        !rig.dir.path().join("runs.jsonl").exists(),
+        "not in state_file"
+    );
+
+    rig.set_config(&rig.with_spool());
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let rows = rig.rows();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the spooled record once, plus this run: {rows:?}"
+    );
+    assert_eq!(
+        (rows[0].users, rows[0].outcome.as_str()),
+        (Some(700), "applied")
+    );
+    assert_eq!(rows[1].outcome, "noop");
+    assert!(rig.spooled().is_empty(), "{:?}", rig.spooled());
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(rig.rows().len(), 3, "not written twice");
+}
+
+#[test]
+fn a_missing_spool_configmap_falls_back_to_state_file_and_the_log_names_it() {
+    let rig = Rig::new();
+    rig.set_config(&rig.mysql_down(&rig.with_spool()));
+    rig.google.set_users(700);
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let state = rig.dir.path().join("runs.jsonl");
+    assert!(
+        stdout(&o).contains(&format!("record spooled to {} (the ConfigMap hpa-tier/hpa-tier-spool could not take it: the spool ConfigMap hpa-tier/hpa-tier-spool does not exist", state.display())),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        stderr(&o).contains("the spool ConfigMap hpa-tier/hpa-tier-spool does not exist: create it, empty (deploy/kubernetes/spool.yaml ships it"),
+        "{}",
+        show(&o)
+    );
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(text.lines().count(), 1);
+
+    rig.set_config(&rig.with_spool());
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        rig.rows().len(),
+        2,
+        "flushed from state_file, plus this run"
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "");
 }
 
 #[test]
@@ -1278,36 +1531,40 @@ fn the_hpa_counts_are_tallied_per_tier_in_the_table() {
 // ---------------------------------------------------------------------------
 // Deploy: RBAC derived from what the binary does
 
-/// The verbs the deployed Roles grant on HPAs (the kustomization's objects,
-/// parsed as `tests/it/deploy.rs` parses them). The spool's Role on its
-/// ConfigMap is not among them: this binary has no `spool_configmap` yet, so
-/// it sends no ConfigMap request to compare that Role with.
-fn role_verbs() -> std::collections::BTreeSet<String> {
-    let mut verbs = std::collections::BTreeSet::new();
+/// The verbs the deployed Roles grant on HPAs, and on the spool ConfigMap
+/// (the kustomization's objects, parsed as `tests/it/deploy.rs` parses them).
+fn role_verbs() -> (BTreeSet<String>, BTreeSet<String>) {
     let manifests = crate::deploy::Manifests::from_files();
-    for role in manifests.hpa_roles() {
-        for rule in role.rules.iter().flatten() {
-            assert_eq!(
-                rule.api_groups.as_deref(),
-                Some(&["autoscaling".to_string()][..])
-            );
-            assert_eq!(
-                rule.resources.as_deref(),
-                Some(&["horizontalpodautoscalers".to_string()][..])
-            );
-            verbs.extend(rule.verbs.iter().cloned());
+    let of = |roles: Vec<&k8s_openapi::api::rbac::v1::Role>, group: &str, resource: &str| {
+        let mut verbs = BTreeSet::new();
+        for role in roles {
+            for rule in role.rules.iter().flatten() {
+                assert_eq!(rule.api_groups.as_deref(), Some(&[group.to_string()][..]));
+                assert_eq!(rule.resources.as_deref(), Some(&[resource.to_string()][..]));
+                verbs.extend(rule.verbs.iter().cloned());
+            }
         }
-    }
-    verbs
+        verbs
+    };
+    (
+        of(
+            manifests.hpa_roles(),
+            "autoscaling",
+            "horizontalpodautoscalers",
+        ),
+        of(manifests.config_map_roles(), "", "configmaps"),
+    )
 }
 
 /// Every command is run through its paths that touch Kubernetes (scale up,
-/// nothing to do, a 409 retry, upgrade, status); the verbs the stand-in saw
-/// must be exactly the verbs the Role grants — no more (the run would hit a
-/// 403 in production), no fewer (the Role would grant more than needed).
+/// nothing to do, a 409 retry, upgrade, status, a record spooled to the
+/// ConfigMap and flushed from it); the verbs the stand-in saw must be
+/// exactly the verbs the Roles grant — no more (the run would hit a 403 in
+/// production), no fewer (the Role would grant more than needed).
 #[test]
 fn the_role_grants_exactly_the_verbs_the_binary_uses() {
     let rig = Rig::new();
+    rig.seed_spool();
     rig.kube.fail("prod", "web", kube::Fault::Conflicts(1));
     rig.google.set_users(1500);
     for args in [
@@ -1321,24 +1578,40 @@ fn the_role_grants_exactly_the_verbs_the_binary_uses() {
         let o = rig.run(args);
         assert!(matches!(code(&o), 0), "{args:?}: {}", show(&o));
     }
-    let used: std::collections::BTreeSet<String> = rig
-        .kube
-        .requests()
-        .iter()
-        .filter(|r| r.is_hpa_api())
-        .map(|r| r.verb().to_string())
-        .collect();
+    rig.set_config(&rig.mysql_down(&rig.with_spool()));
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 1, "spooled: {}", show(&o));
+    rig.set_config(&rig.with_spool());
+    let o = rig.run(&["check"]);
+    assert_eq!(code(&o), 0, "flushed: {}", show(&o));
+    assert!(rig.spooled().is_empty(), "{:?}", rig.spooled());
+
+    let requests = rig.kube.requests();
+    let used = |api: fn(&kube::LoggedRequest) -> bool| -> BTreeSet<String> {
+        requests
+            .iter()
+            .filter(|r| api(r))
+            .map(|r| r.verb().to_string())
+            .collect()
+    };
+    let (hpa_verbs, spool_verbs) = role_verbs();
     assert_eq!(
-        used,
-        role_verbs(),
+        used(kube::LoggedRequest::is_hpa_api),
+        hpa_verbs,
         "verbs the binary used vs. verbs deploy/kubernetes/rbac.yaml grants"
     );
-    // And nothing but HPA calls (no discovery the Role would not cover).
-    let other: Vec<String> = rig
-        .kube
-        .requests()
+    assert_eq!(
+        used(kube::LoggedRequest::is_configmap_api),
+        spool_verbs,
+        "verbs the binary used vs. verbs deploy/kubernetes/spool.yaml grants"
+    );
+    // And nothing but those (no discovery the Roles would not cover), on
+    // the spool ConfigMap by name only.
+    let other: Vec<String> = requests
         .iter()
-        .filter(|r| !r.is_hpa_api())
+        .filter(|r| {
+            !r.is_hpa_api() && r.configmap() != Some((SPOOL.0.to_string(), SPOOL.1.to_string()))
+        })
         .map(|r| r.path.clone())
         .collect();
     assert!(other.is_empty(), "{other:?}");

@@ -27,3 +27,5 @@ mod shell;
 mod sources;
 /// Run records, history, holds, locks and spool: MariaDB and the file store.
 mod store;
+/// The spool in a ConfigMap: the Kubernetes stand-in and MariaDB.
+mod store_configmap;

@@ -90,6 +90,9 @@ pub struct HpaSeed {
     max: u32,
     recommended: Option<u32>,
     annotations: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    /// managedFields entries: (manager, operation).
+    managers: Vec<(String, String)>,
     keda_owner: Option<String>,
 }
 
@@ -103,6 +106,8 @@ impl HpaSeed {
             max: 10,
             recommended: None,
             annotations: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            managers: vec![],
             keda_owner: None,
         }
     }
@@ -127,6 +132,38 @@ impl HpaSeed {
         self.annotations.insert(key.into(), value.into());
         self
     }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+    /// A `metadata.managedFields` entry for `manager` owning min/max
+    /// replicas, `operation` `Apply` (server-side apply) or `Update`.
+    pub fn field_manager(mut self, manager: &str, operation: &str) -> Self {
+        self.managers.push((manager.into(), operation.into()));
+        self
+    }
+    /// Applied by Argo CD application `app` with its default tracking
+    /// (since v3): the tracking-id annotation naming this HPA, and its
+    /// server-side apply manager.
+    pub fn tracked_by_argo_cd(self, app: &str) -> Self {
+        let id = format!("{app}:{GROUP}/{KIND}:{}/{}", self.namespace, self.name);
+        self.annotation("argocd.argoproj.io/tracking-id", &id)
+            .field_manager("argocd-controller", "Apply")
+    }
+    /// Applied by the Flux Kustomization `namespace/name` (the labels
+    /// kustomize-controller sets, and its manager).
+    pub fn applied_by_flux(self, namespace: &str, name: &str) -> Self {
+        self.label("kustomize.toolkit.fluxcd.io/name", name)
+            .label("kustomize.toolkit.fluxcd.io/namespace", namespace)
+            .field_manager("kustomize-controller", "Apply")
+    }
+    /// Released by the Flux HelmRelease `namespace/name` (the labels
+    /// helm-controller's post-renderer sets).
+    pub fn released_by_flux_helm(self, namespace: &str, name: &str) -> Self {
+        self.label("helm.toolkit.fluxcd.io/name", name)
+            .label("helm.toolkit.fluxcd.io/namespace", namespace)
+            .field_manager("helm-controller", "Update")
+    }
     /// Owned by a KEDA ScaledObject of this name (as KEDA creates its HPAs).
     pub fn owned_by_keda(mut self, scaled_object: &str) -> Self {
         self.keda_owner = Some(scaled_object.into());
@@ -142,6 +179,24 @@ impl HpaSeed {
         });
         if !self.annotations.is_empty() {
             metadata["annotations"] = json!(self.annotations);
+        }
+        for (k, v) in &self.labels {
+            metadata["labels"][k] = json!(v);
+        }
+        if !self.managers.is_empty() {
+            let entries: Vec<Value> = self
+                .managers
+                .iter()
+                .map(|(manager, operation)| {
+                    json!({
+                        "manager": manager, "operation": operation,
+                        "apiVersion": API_VERSION, "time": now(),
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": { "f:spec": { "f:minReplicas": {}, "f:maxReplicas": {} } },
+                    })
+                })
+                .collect();
+            metadata["managedFields"] = json!(entries);
         }
         if let Some(so) = &self.keda_owner {
             metadata["labels"]["scaledobject.keda.sh/name"] = json!(so);
@@ -622,6 +677,12 @@ impl KubeStandin {
     pub fn write_kubeconfig(&self, path: &Path, context: &str, auth: &KubeAuth) {
         std::fs::write(path, self.kubeconfig(context, auth)).expect("write kubeconfig");
     }
+
+    /// Writes [`insecure_kubeconfig`] for this stand-in to `path`.
+    pub fn write_insecure_kubeconfig(&self, path: &Path, context: &str, auth: &KubeAuth) {
+        std::fs::write(path, insecure_kubeconfig(&self.url(), context, auth))
+            .expect("write kubeconfig");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -665,6 +726,17 @@ pub fn kubeconfig(server: &str, context: &str, auth: &KubeAuth) -> String {
         "contexts": [{ "name": context, "context": { "cluster": context, "user": context } }],
         "current-context": context,
     });
+    serde_yaml::to_string(&doc).expect("kubeconfig as YAML")
+}
+
+/// [`kubeconfig`] with `insecure-skip-tls-verify: true` on its cluster, as
+/// people write to get past a self-signed API server certificate. (The
+/// stand-in serves plain HTTP, so the flag changes nothing on the wire; the
+/// client still sees it in the file.)
+pub fn insecure_kubeconfig(server: &str, context: &str, auth: &KubeAuth) -> String {
+    let mut doc: Value =
+        serde_yaml::from_str(&kubeconfig(server, context, auth)).expect("our own kubeconfig");
+    doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = json!(true);
     serde_yaml::to_string(&doc).expect("kubeconfig as YAML")
 }
 
