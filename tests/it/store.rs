@@ -1089,7 +1089,7 @@ async fn file_store_compacts_a_big_file_but_keeps_the_hold() {
     assert_eq!(mode(&state), 0o600, "the rewritten file is the store's own");
     assert_eq!(
         files_in(state.parent().unwrap()),
-        ["runs.jsonl", "runs.jsonl.lock"],
+        ["runs.jsonl", "runs.jsonl.lock", "runs.jsonl.samples"],
         "no temporary file left behind"
     );
     assert_eq!(
