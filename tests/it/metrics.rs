@@ -6,12 +6,12 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hpa_tier::config::{MysqlSettings, Secret};
 use hpa_tier::metrics::pushgateway::Pushgateway as PushAdapter;
 use hpa_tier::store::RunStore;
 use hpa_tier_core::metrics::{Gauges, HpaMin, NAMES, OUTCOMES, RunOutcome, SKIPPED};
@@ -281,17 +281,19 @@ impl LockHolder {
             .enable_all()
             .build()
             .unwrap();
-        let settings = MysqlSettings {
-            host: "127.0.0.1".into(),
-            port: 3306,
-            user: "root".into(),
-            password: Secret::new(""),
-            database: rig.db_name().to_string(),
+        // The rig's own MySQL account, as its config names it.
+        let env = rig.env();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
         };
+        let config = hpa_tier::config::parse(&rig.config_text, Path::new("rig.yaml"), &lookup)
+            .expect("the rig's config");
         let spool = rig.dir.path().join("holder.jsonl");
         let cluster = rig.cluster();
         let store = rt.block_on(hpa_tier::store::open(
-            Some(&settings),
+            config.mysql.as_ref(),
             &spool,
             &cluster,
             Duration::from_secs(5),
