@@ -4,14 +4,17 @@
 #   scripts/demo.sh            file store (no database needed)
 #   scripts/demo.sh --mysql    records in MariaDB on 127.0.0.1:3306 (database hpa_tier_demo)
 #
-# It builds the tool, starts the Google (GA4 realtime + OAuth), Kubernetes and
-# Feishu stand-ins and moto (RDS/ElastiCache) on 127.0.0.1, then plays a
+# It builds the tool, starts the Google (GA4 realtime + OAuth), Kubernetes,
+# Feishu and Pushgateway stand-ins and moto (RDS/ElastiCache) on 127.0.0.1,
+# then plays a
 # traffic curve like the old tool's mock server (6 users, growing, pausing at
 # 500, 600, 1000, 2000, 3000, 4000, then falling back) through repeated
 # `hpa-tier check` runs, the way cron would. Along the way a scale-up is
 # blocked by a too-small database until the "DBA" resizes it in moto, and the
 # tier steps down again once the (shortened, 1-minute) scale-down window has
-# passed. Everything it starts is stopped when it ends; nothing leaves loopback.
+# passed. Every run pushes its gauges to the Pushgateway; twice the demo shows
+# what a Prometheus scraping it would see. Everything it starts is stopped
+# when it ends; nothing leaves loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,7 +66,8 @@ bold "== starting the stand-ins"
 standin google --users 6 --key-file-out "$WORK/ga-key.json"; GOOGLE=$URL
 standin kube --kubeconfig-out "$WORK/kubeconfig" --context demo; KUBE=$URL
 standin feishu --token demo-token --secret demo-signing-secret; FEISHU=$URL
-echo "Google $GOOGLE   Kubernetes $KUBE   Feishu $FEISHU   AWS (moto) $MOTO"
+standin pushgateway --port 0; PUSHGATEWAY=$URL
+echo "Google $GOOGLE   Kubernetes $KUBE   Feishu $FEISHU   Pushgateway $PUSHGATEWAY   AWS (moto) $MOTO"
 
 say "an Aurora cluster whose reader is too small for tier 1000, and a Redis replication group"
 "$VENV/bin/python" - "$MOTO" <<'PY'
@@ -110,6 +114,7 @@ cluster_context: "demo"
 kube_file_path: "$WORK/kubeconfig"
 feishu_webhook_url: "$FEISHU/open-apis/bot/v2/hook/demo-token"
 feishu_secret: "demo-signing-secret"
+metrics_pushgateway: "$PUSHGATEWAY"
 hpa_name: "ingressgateway-hpa"
 hpa_namespace: "istio-system"
 hpa_service_name: "istio-ingress"
@@ -146,6 +151,21 @@ feishu_news() {
   fi
 }
 
+# What a Prometheus scraping the Pushgateway sees now: a few of the gauges
+# the last run pushed, and its outcome.
+scrape() {
+  say "what Prometheus scrapes from the Pushgateway ($PUSHGATEWAY/metrics), in part:"
+  python3 - "$PUSHGATEWAY" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1] + "/metrics", timeout=5).read().decode()
+shown = ("hpa_tier_users{", "hpa_tier_needed_capacity{", "hpa_tier_capacity{",
+         "hpa_tier_allowed_capacity{", "hpa_tier_last_success_timestamp_seconds{")
+for line in text.splitlines():
+    if line.startswith(shown) or (line.startswith("hpa_tier_run_outcome{") and line.endswith(" 1")):
+        print("  " + line)
+PY
+}
+
 online() {
   python3 -c 'import sys,json,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1]+"/standin/users", data=json.dumps({"users": int(sys.argv[2])}).encode(), headers={"content-type":"application/json"}), timeout=5)' "$GOOGLE" "$1"
 }
@@ -179,6 +199,7 @@ say "the first check also looks a day ahead: the launch needs tier 3000, which t
 for users in 6 150 300 500 600; do tick "$users"; done
 say "1000 users need tier 1000, whose database class the reader does not have"
 tick 1000
+scrape
 resize prod-aurora-2 db.r5.8xlarge
 tick 1000
 for users in 1800 2600; do tick "$users"; done
@@ -215,6 +236,7 @@ tick 250
 
 bold "== hpa-tier status"
 "$BIN" status || true
+scrape
 
 if command -v kubectl >/dev/null; then
   bold "== kubectl, a real client, sees the same HPAs"

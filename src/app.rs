@@ -17,6 +17,7 @@ use hpa_tier_core::conclude::{
     self, Applied, Completion, NoticeReport, NoticeStatus, Recorded, RunFacts,
 };
 use hpa_tier_core::hpa::{Hpa, HpaRef};
+use hpa_tier_core::metrics::{Gauges, Seen};
 use hpa_tier_core::notice::{self, Notice};
 use hpa_tier_core::plan::{self, Decision, Demand, Inputs};
 use hpa_tier_core::policy::Policy;
@@ -31,6 +32,7 @@ use crate::cluster::kube::Kube;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{self, Config, UsersSource};
 use crate::error::UsageError;
+use crate::metrics::Publisher;
 use crate::notify::Notifier;
 use crate::notify::feishu::Feishu;
 use crate::output;
@@ -51,6 +53,8 @@ pub struct Adapters<U, C, P, O, N> {
     pub store: O,
     /// `None`: no webhook configured.
     pub notifier: Option<N>,
+    /// Where the run's gauges go (`Publisher::default()`: nowhere).
+    pub metrics: Publisher,
 }
 
 /// How a run prints and whether it may write.
@@ -150,6 +154,7 @@ fn adapters(config: &Config, fixed_users: Option<u32>) -> Result<RealAdapters, U
             .feishu
             .as_ref()
             .map(|f| Feishu::new(f, &config.policy.cluster, config.timeout)),
+        metrics: Publisher::new(&config.metrics, &config.policy.cluster),
     })
 }
 
@@ -298,6 +303,14 @@ where
     if let Some(why) = budget.stopped() {
         conclusion = conclusion.stopped(why);
     }
+    publish(
+        &a.metrics,
+        mode,
+        &budget,
+        &mut conclusion,
+        &g.seen(policy, started),
+    )
+    .await;
     let observed = &g.observed;
     let done = finish(
         &g.store, conclusion, notices, observed, policy, mode, &budget, started,
@@ -326,13 +339,22 @@ where
     let stuck = plan::lock_stuck(history, started, policy.check_interval)
         .filter(|_| request == Request::Check);
     let Some(message) = stuck else {
+        publish_skipped(&a.metrics, mode, budget, &g.seen(policy, started)).await;
         close(g.store).await;
         return lock_lost(policy, request, mode.output);
     };
     let decision = Decision::locked_out(message, policy);
-    let alarm = conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started);
+    let mut alarm = conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started);
     let notifier = a.notifier.as_ref();
     let notices = notify(notifier, &alarm.notices, history, started, policy, budget).await;
+    publish(
+        &a.metrics,
+        mode,
+        budget,
+        &mut alarm,
+        &g.seen(policy, started),
+    )
+    .await;
     let done = finish(
         &g.store,
         alarm,
@@ -394,10 +416,31 @@ where
 {
     warn!("{why} before the run could decide: recording that nothing was done");
     let decision = Decision::stopped(request_kind(request), &why.to_string(), policy);
-    let conclusion = conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started)
-        .stopped(&why);
+    let mut conclusion =
+        conclude::conclude(decision, Applied::Results(vec![]), &policy.tiers, started)
+            .stopped(&why);
     let unknown = Err("not read: the run was stopped".to_string());
-    let Ok(store) = tokio::time::timeout(budget.record(), a.store.open(!mode.dry_run)).await else {
+    let opened = tokio::time::timeout(budget.record(), a.store.open(!mode.dry_run)).await;
+    let history = stopped_history(
+        &a.metrics,
+        mode,
+        budget,
+        policy,
+        started,
+        opened.as_ref().ok(),
+    )
+    .await;
+    let seen = Seen {
+        policy,
+        users: None,
+        hpas: &[],
+        prerequisites: None,
+        history: history.as_deref(),
+        started,
+        finished: Timestamp::now(),
+    };
+    publish(&a.metrics, mode, budget, &mut conclusion, &seen).await;
+    let Ok(store) = opened else {
         let (report, done) = conclusion.report(
             &policy.cluster,
             vec![],
@@ -578,6 +621,72 @@ async fn read_hpas(
 
 async fn read_prereqs(prereqs: &impl Prerequisites, limit: Duration) -> Result<Observed, String> {
     within(limit, "AWS", prereqs.observe()).await
+}
+
+// ---------------------------------------------------------------------------
+// metrics (SPEC §13)
+//
+// Published before the record is written, not beside it: a push normally
+// takes milliseconds and at worst its own short budget, and in exchange the
+// record (and the report) can say that it failed.
+
+impl<S> Gathered<S> {
+    /// What the gauges need besides the conclusion.
+    fn seen<'a>(&'a self, policy: &'a Policy, started: Timestamp) -> Seen<'a> {
+        Seen {
+            policy,
+            users: self.users.as_ref().and_then(|u| u.as_ref().ok()).copied(),
+            hpas: &self.hpas,
+            prerequisites: self.observed.as_ref().ok(),
+            history: self.history.as_deref().ok(),
+            started,
+            finished: Timestamp::now(),
+        }
+    }
+}
+
+/// Publishes the gauges of a run that decided (not in a dry run); what
+/// failed becomes a warning of its record and report. Never fails the run.
+async fn publish(
+    metrics: &Publisher,
+    mode: Mode,
+    budget: &Budget,
+    conclusion: &mut conclude::Conclusion,
+    seen: &Seen<'_>,
+) {
+    if mode.dry_run || metrics.is_off() {
+        return;
+    }
+    let gauges = Gauges::of_run(conclusion, seen);
+    let warnings = metrics.publish(&gauges, budget.metrics()).await;
+    conclusion.decision.warnings.extend(warnings);
+}
+
+/// Publishes the gauges of a run that found the lock taken (it has no
+/// record: a failure is only logged).
+async fn publish_skipped(metrics: &Publisher, mode: Mode, budget: &Budget, seen: &Seen<'_>) {
+    if !mode.dry_run && !metrics.is_off() {
+        metrics
+            .publish(&Gauges::of_skipped(seen), budget.metrics())
+            .await;
+    }
+}
+
+/// A run stopped before its history was read still publishes the time of
+/// the last success, so one slow run does not look like many failed ones.
+async fn stopped_history<S: RunStore>(
+    metrics: &Publisher,
+    mode: Mode,
+    budget: &Budget,
+    policy: &Policy,
+    started: Timestamp,
+    store: Option<&S>,
+) -> Option<Vec<RunRecord>> {
+    let store = store.filter(|_| !mode.dry_run && !metrics.is_off())?;
+    let since = started - policy.history_span();
+    within(budget.metrics(), "the run store", store.history(since))
+        .await
+        .ok()
 }
 
 struct StoreSide<S> {

@@ -26,6 +26,13 @@ const RECORD_AFTER_SIGNAL: Duration = Duration::from_secs(3);
 pub const CLOSE: Duration = Duration::from_secs(1);
 /// Writing a record MySQL did not take to the spool instead.
 const SPOOL: Duration = Duration::from_secs(2);
+/// Publishing the gauges: a Pushgateway on the cluster network answers in
+/// milliseconds, so a slow one gets at most this, however long
+/// `timeout_seconds` is; after a signal, what still leaves the 5 s exit.
+const METRICS_CAP: Duration = Duration::from_secs(5);
+const METRICS_AFTER_SIGNAL: Duration = Duration::from_millis(500);
+/// The push, and for a run stopped before it read its history, that read.
+const METRICS_CALLS: u32 = 2;
 
 #[derive(Clone, Debug)]
 pub struct Budget {
@@ -67,7 +74,11 @@ impl Budget {
     /// How long the whole run may take at most, from `from`: the phases,
     /// then the record and closing the store.
     pub fn total(&self, from: Instant) -> Duration {
-        self.deadline.saturating_duration_since(from) + self.per_call * RECORD_CALLS + SPOOL + CLOSE
+        self.deadline.saturating_duration_since(from)
+            + self.per_call * RECORD_CALLS
+            + SPOOL
+            + CLOSE
+            + self.per_call.min(METRICS_CAP) * METRICS_CALLS
     }
 
     /// Stops the run: the phase in flight ends, the record is written.
@@ -155,6 +166,17 @@ impl Budget {
         }
     }
 
+    /// Publishing the run's gauges (SPEC §13): a call of its own after the
+    /// phases, like the record's, so a run stopped at its deadline still
+    /// publishes; `timeout_seconds` but at most 5 s, and after a signal
+    /// only half a second.
+    pub fn metrics(&self) -> Duration {
+        match self.stopped() {
+            Some(Stopped::Signal(_)) => METRICS_AFTER_SIGNAL,
+            _ => self.per_call.min(METRICS_CAP),
+        }
+    }
+
     /// What a phase of `calls` sequential calls may take: its own length, but
     /// never past the deadline.
     fn phase(&self, calls: u32) -> Duration {
@@ -193,7 +215,8 @@ mod tests {
         let b = Budget::start(Duration::from_secs(10));
         assert_eq!(b.gather(), Duration::from_secs(20));
         assert_eq!(b.apply(), Duration::from_secs(30));
-        assert_eq!(b.total(Instant::now()), Duration::from_secs(78));
+        assert_eq!(b.total(Instant::now()), Duration::from_secs(88));
+        assert_eq!(b.metrics(), Duration::from_secs(5));
         tokio::time::advance(Duration::from_secs(50)).await;
         assert_eq!(b.apply(), Duration::from_secs(15));
         tokio::time::advance(Duration::from_secs(60)).await;
@@ -224,5 +247,6 @@ mod tests {
         b.stop(Stopped::Deadline(Duration::ZERO));
         assert_eq!(b.until_stopped().await, Stopped::Signal("SIGTERM"));
         assert_eq!(b.record(), Duration::from_secs(3));
+        assert_eq!(b.metrics(), Duration::from_millis(500));
     }
 }

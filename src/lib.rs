@@ -4,7 +4,8 @@
 //! Functional core, imperative shell. Everything that decides lives in the
 //! `hpa-tier-core` crate (`core/`), whose manifest names no I/O crate. This
 //! crate holds one adapter per outside system, each behind a narrow trait —
-//! `source` (online users), `prereq::aws`, `cluster`, `store`, `notify` —
+//! `source` (online users), `prereq::aws`, `cluster`, `store`, `notify`,
+//! `metrics` (the Pushgateway and node_exporter's textfile) —
 //! the configuration, and `app`, the shell that runs a command's phases over
 //! those adapters.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod prereq;

@@ -15,6 +15,7 @@ pub mod conclude;
 pub mod duration;
 pub mod forecast;
 pub mod hpa;
+pub mod metrics;
 pub mod notice;
 pub mod plan;
 pub mod policy;

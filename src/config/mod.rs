@@ -17,6 +17,7 @@ mod error;
 mod forecast;
 mod kube;
 mod limits;
+mod metrics;
 mod notify;
 mod raw;
 mod reference;
@@ -38,6 +39,7 @@ use raw::RawConfig;
 pub use aws::AwsSettings;
 pub use error::ConfigError;
 pub use kube::KubeSettings;
+pub use metrics::MetricsSettings;
 pub use notify::FeishuSettings;
 pub use spool::ConfigMapRef;
 pub use store::{CaBundle, DEFAULT_STATE_FILE, MysqlSettings, MysqlTls, SslMode};
@@ -82,6 +84,8 @@ pub struct Config {
     /// of `state_file` (only with MySQL).
     pub spool_configmap: Option<ConfigMapRef>,
     pub feishu: Option<FeishuSettings>,
+    /// Where each run's gauges go (none of them by default).
+    pub metrics: MetricsSettings,
     /// Per external call (`timeout_seconds`, 1..=600).
     pub timeout: Duration,
 }
@@ -153,6 +157,7 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
     let limits = limits::validate(&raw, doc)?;
     let schedules = schedules::validate(&mut raw, &tiers, doc)?;
     let forecast = forecast::validate(&raw, doc)?;
+    let metrics = metrics::validate(&raw, doc)?;
     Ok(Config {
         policy: Policy {
             tiers,
@@ -172,6 +177,7 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
         state_file: store.state_file,
         spool_configmap,
         feishu,
+        metrics,
         timeout: limits.timeout,
     })
 }
@@ -825,6 +831,38 @@ tiers:
         let c = ok(&format!("{MINIMAL}cluster_context: ctx\n"));
         assert_eq!(c.policy.cluster, "ctx");
         assert_eq!(ok(MINIMAL).policy.cluster, "default");
+    }
+
+    #[test]
+    fn metrics_go_nowhere_unless_a_key_says_where() {
+        assert_eq!(ok(MINIMAL).metrics, MetricsSettings::default());
+        let c = ok(&format!(
+            "{MINIMAL}metrics_pushgateway: 'http://pushgateway:9091/'\nmetrics_textfile: ~/tf/hpa-tier.prom\n"
+        ));
+        assert_eq!(
+            c.metrics.pushgateway.as_deref(),
+            Some("http://pushgateway:9091")
+        );
+        assert_eq!(
+            c.metrics.textfile.as_deref(),
+            Some(Path::new("/home/ops/tf/hpa-tier.prom"))
+        );
+        let c = ok(&format!(
+            "{MINIMAL}metrics_pushgateway: ''\nmetrics_textfile: ''\n"
+        ));
+        assert_eq!(c.metrics, MetricsSettings::default());
+        let e = err(&format!("{MINIMAL}metrics_pushgateway: pushgateway:9091\n"));
+        assert_eq!(
+            e,
+            "c.yaml: metrics_pushgateway (line 8): `pushgateway:9091` is not an http(s) URL"
+        );
+        let e = err(&format!("{MINIMAL}metrics_textfile: /tmp/hpa-tier.txt\n"));
+        assert!(
+            e.starts_with("c.yaml: metrics_textfile (line 8): ") && e.contains(".prom"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}metrics_pushgatway: x\n"));
+        assert!(e.contains("did you mean `metrics_pushgateway`"), "{e}");
     }
 
     #[test]

@@ -122,6 +122,17 @@ pub struct RawConfig {
     /// Learning the weekly pattern from the run history.
     #[serde(default)]
     pub forecast: Option<RawForecast>,
+
+    /// A Prometheus Pushgateway's base URL (`http://pushgateway:9091`):
+    /// every `check` and `upgrade` PUTs its gauges to
+    /// `/metrics/job/hpa-tier/cluster/<cluster>`. Empty: no push.
+    #[serde(default)]
+    pub metrics_pushgateway: String,
+    /// A file for node_exporter's textfile collector, absolute and ending in
+    /// `.prom` (`/var/lib/node_exporter/textfile/hpa-tier.prom`): the same
+    /// gauges, rewritten atomically after every run. Empty: none.
+    #[serde(default)]
+    pub metrics_textfile: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -996,10 +996,13 @@ fn the_network_policy_selects_the_cronjob_pods_and_allows_only_the_connections_o
         panic!("the deployed config reads GA")
     };
     let feishu = config.feishu.as_ref().unwrap();
+    let pushgateway = config.metrics.pushgateway.as_deref();
+    let pushgateway = pushgateway.expect("the deployed config pushes its gauges");
     for (what, port) in [
         ("mysql_port", config.mysql.as_ref().unwrap().port),
         ("ga_api_url", url_port(&ga.api_url)),
         ("feishu_webhook_url", url_port(feishu.webhook.expose())),
+        ("metrics_pushgateway", url_port(pushgateway)),
     ] {
         assert!(
             allowed.contains_key(&("TCP".to_string(), i32::from(port))),
@@ -1581,26 +1584,13 @@ fn the_crontab_line_mails_a_failure_with_its_exit_status_and_logs_every_run() {
 // ---------------------------------------------------------------------------
 // Monitoring: deploy/monitoring's alert rules and dashboard.
 
-/// The gauges hpa-tier pushes (deploy/README.md, "Monitoring"). This list
-/// must match the metric names the product pushes; once the product has them
-/// as a constant, this should be that constant.
-const METRICS: [&str; 11] = [
-    "hpa_tier_users",
-    "hpa_tier_needed_capacity",
-    "hpa_tier_capacity",
-    "hpa_tier_forecast_capacity",
-    "hpa_tier_allowed_capacity",
-    "hpa_tier_schedule_capacity",
-    "hpa_tier_run_outcome",
-    "hpa_tier_run_duration_seconds",
-    "hpa_tier_last_run_timestamp_seconds",
-    "hpa_tier_last_success_timestamp_seconds",
-    "hpa_tier_hpa_min_replicas",
-];
+/// The gauges hpa-tier pushes (deploy/README.md, "Monitoring"): the
+/// product's own list, so a renamed gauge fails here, not in production.
+use hpa_tier_core::metrics::NAMES as METRICS;
 
 /// The `outcome` a run that finds the lock taken pushes; the others are the
 /// record's outcomes.
-const SKIPPED: &str = "skipped";
+use hpa_tier_core::metrics::SKIPPED;
 
 /// A PrometheusRule as the Prometheus Operator reads it, strictly: a
 /// misspelt key (`annotation:`, `for_:`) is an error, not a silently
@@ -1938,8 +1928,8 @@ fn the_dashboard_parses_shows_every_gauge_and_its_queries_are_promql() {
 }
 
 /// One cluster's runs for `promtool test rules`: at each minute listed, a run
-/// with that outcome pushes, as hpa-tier does, its outcome (the series of
-/// the previous outcome ends), the run's start and the latest success
+/// with that outcome pushes, as hpa-tier does, every outcome series (1 for
+/// its own, 0 for the others), the run's start and the latest success
 /// (noop, applied, held or blocked: the run did its pass). Between pushes
 /// the Pushgateway keeps serving the last values.
 struct Scenario {
@@ -1979,22 +1969,17 @@ impl Scenario {
                 "values": values(&|m| latest(m, true).map_or("_".into(), |(at, _)| (at * 60).to_string())),
             }),
         ];
-        let outcomes: BTreeSet<&str> = self.runs.iter().map(|(_, o)| *o).collect();
-        for outcome in outcomes {
-            let is = |m: u32| latest(m, false).is_some_and(|(_, o)| o == outcome);
+        for outcome in hpa_tier_core::metrics::OUTCOMES {
             series.push(serde_json::json!({
                 "series": format!("hpa_tier_run_outcome{{{labels}, outcome=\"{outcome}\"}}"),
-                "values": values(&|m| if is(m) {
-                    "1".into()
-                } else if m > 0 && is(m - 1) {
-                    // Gone from the next push: Prometheus marks it stale.
-                    "stale".into()
-                } else {
-                    "_".into()
+                "values": values(&|m| match latest(m, false) {
+                    None => "_".into(),
+                    Some((_, o)) if o == outcome => "1".into(),
+                    Some(_) => "0".into(),
                 }),
             }));
         }
-        if series.len() == 2 && self.runs.is_empty() {
+        if self.runs.is_empty() {
             // Nothing pushed at all: only some other job's series exist.
             series = vec![
                 serde_json::json!({"series": "up{job=\"other\"}", "values": values(&|_| "1".into())}),

@@ -14,6 +14,8 @@ mod cluster;
 mod deploy;
 /// The built binary, as cron runs it, against everything at once.
 mod e2e;
+/// The gauges of every run: pushed to the Pushgateway stand-in, written as a textfile.
+mod metrics;
 /// Feishu notifications over the Feishu stand-in.
 mod notify;
 /// RDS / ElastiCache prerequisites against moto.

@@ -18,6 +18,7 @@ use hpa_tier::budget::{Budget, Stopped};
 use hpa_tier::cli::Output;
 use hpa_tier::cluster::{Cluster, ClusterError};
 use hpa_tier::error::exit_code;
+use hpa_tier::metrics::Publisher;
 use hpa_tier::notify::{Notifier, NotifyError};
 use hpa_tier::prereq::{PrereqError, Prerequisites};
 use hpa_tier::source::{MetricError, MetricSource};
@@ -472,6 +473,7 @@ fn fakes(users: FakeUsers, cluster: FakeCluster, store: FakeStore) -> Fakes {
         prereqs: FakeAws::sized_for_every_tier(),
         store,
         notifier: Some(FakeFeishu::accepting()),
+        metrics: Publisher::default(),
     }
 }
 
