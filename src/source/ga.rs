@@ -159,7 +159,12 @@ impl MetricSource for Ga {
         let what = format!("GA4 realtime report for {}", self.inner.property);
         // Each call is bounded by its own timeout inside ureq; this only
         // bounds the blocking thread, at the longest sequence of calls.
-        off_runtime(&what, self.inner.timeout * MAX_CALLS, move |_| inner.read()).await
+        off_runtime(
+            &what,
+            self.inner.timeout.saturating_mul(MAX_CALLS),
+            move |_| inner.read(),
+        )
+        .await
     }
 
     fn describe(&self) -> String {
