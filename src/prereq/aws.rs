@@ -387,7 +387,10 @@ impl Prerequisites for Aws {
     async fn observe(&self) -> Result<Observed, PrereqError> {
         let rds = async {
             match &self.rds_cluster {
-                Some(c) => self.read_rds(c).await.map(Some),
+                // Boxed: the SDK's futures are deep, and two calls joined
+                // inside this join would take the shell's future past the
+                // compiler's layout depth limit.
+                Some(c) => Box::pin(self.read_rds(c)).await.map(Some),
                 None => Ok(None),
             }
         };
