@@ -2,7 +2,8 @@
 //! (RDS) and the node type of the Redis replication group or cache cluster
 //! (ElastiCache), and turns AWS failures into [`PrereqError`] kinds whose
 //! messages name the resource, the region, the endpoint and — for access
-//! problems — the IAM action to grant.
+//! problems — the IAM action to grant. The cluster, its instances and the
+//! cache are asked at once: one round trip to AWS.
 //!
 //! One SDK config (rustls + ring HTTP client, operation timeouts from
 //! `timeout_seconds`, retries by the SDK) is shared by both service clients.
