@@ -83,7 +83,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
         command,
         ..
     } = cli;
-    let config = config::load(&path)?;
+    let mut config = config::load(&path)?;
+    if dry_run {
+        // "Changes nothing": not even the GA token cache is written.
+        config.users.read_only();
+    }
     let mode = Mode { dry_run, output };
     match command {
         Command::Tiers => {

@@ -36,7 +36,7 @@ const CHECK_TIME: Bound = Bound {
     unit: "minutes",
     max_in_words: "a day",
 };
-/// The run's deadline is six timeouts: ten minutes each is an hour.
+/// The run's deadline is seven timeouts: at ten minutes each, over an hour.
 const TIMEOUT: Bound = Bound {
     key: "timeout_seconds",
     min: 1,

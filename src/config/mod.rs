@@ -43,7 +43,7 @@ pub use metrics::MetricsSettings;
 pub use notify::FeishuSettings;
 pub use spool::ConfigMapRef;
 pub use store::{CaBundle, DEFAULT_STATE_FILE, MysqlSettings, MysqlTls, SslMode};
-pub use users::{DEFAULT_GA_API_URL, GaSettings, UsersSource};
+pub use users::{DEFAULT_GA_API_URL, GaSettings, TOKEN_CACHE_FILE, TokenCache, UsersSource};
 
 pub const DEFAULT_PATH: &str = "config/config.yaml";
 
@@ -148,11 +148,12 @@ fn validate(mut raw: RawConfig, doc: &Document) -> Result<Config, ConfigError> {
     let services = services::validate(raw.services.take(), doc)?;
     let reference = reference::validate(&raw, &services, doc)?;
     let tiers = tiers::validate(raw.tiers.take(), &services, &reference, doc)?;
-    let users = users::validate(&raw, doc)?;
+    let mut users = users::validate(&raw, doc)?;
     let aws = aws::validate(&raw, doc)?;
     let kube = kube::validate(&raw, doc)?;
     let store = store::validate(&raw, doc)?;
     let spool_configmap = spool::validate(&raw, store.mysql.is_some(), doc)?;
+    users.keep_token_beside(&store.state_file);
     let feishu = notify::validate(&raw, doc)?;
     let limits = limits::validate(&raw, doc)?;
     let schedules = schedules::validate(&mut raw, &tiers, doc)?;
@@ -305,6 +306,10 @@ services:
                 assert_eq!(ga.property, "properties/123456789");
                 assert_eq!(ga.api_url, DEFAULT_GA_API_URL);
                 assert_eq!(ga.minutes, None);
+                assert_eq!(
+                    ga.token_cache,
+                    TokenCache::ReadWrite("/var/lib/hpa-tier/ga-token.json".into())
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -329,6 +334,29 @@ services:
             panic!()
         };
         assert_eq!(ga.property, "properties/987");
+    }
+
+    #[test]
+    fn the_ga_token_cache_sits_beside_state_file_and_dry_run_only_reads_it() {
+        let token_cache = |c: &Config| match &c.users {
+            UsersSource::Ga(ga) => ga.token_cache.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut c = ok(&format!("{MINIMAL}state_file: /srv/hpa/runs.jsonl\n"));
+        assert_eq!(
+            token_cache(&c),
+            TokenCache::ReadWrite("/srv/hpa/ga-token.json".into())
+        );
+        c.users.read_only();
+        assert_eq!(
+            token_cache(&c),
+            TokenCache::ReadOnly("/srv/hpa/ga-token.json".into())
+        );
+        let c = ok(&format!("{MINIMAL}state_file: runs.jsonl\n"));
+        assert_eq!(
+            token_cache(&c),
+            TokenCache::ReadWrite("ga-token.json".into())
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The users source (`users`, and for GA `property_id`,
 //! `key_file_location`, `ga_api_url`): where the number of online users
 //! comes from. [`check_key_file`] is separate from validation because only
-//! the commands that read GA need the key.
+//! the commands that read GA need the key. GA's access-token cache lives
+//! beside `state_file` ([`TOKEN_CACHE_FILE`]), so it is placed once the
+//! store's section is validated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::document::Document;
 use super::error::ConfigError;
@@ -12,6 +14,8 @@ use super::raw::{RawConfig, RawHttpSource, RawPrometheusSource, RawUsers};
 use crate::error::UsageError;
 
 pub const DEFAULT_GA_API_URL: &str = "https://analyticsdata.googleapis.com";
+/// The GA access-token cache's name, in `state_file`'s directory.
+pub const TOKEN_CACHE_FILE: &str = "ga-token.json";
 
 #[derive(Clone, Debug)]
 pub enum UsersSource {
@@ -27,6 +31,36 @@ pub struct GaSettings {
     pub key_file: PathBuf,
     pub minutes: Option<u32>,
     pub api_url: String,
+    pub token_cache: TokenCache,
+}
+
+/// Where the GA access token is kept between runs, so that a run within
+/// the token's hour makes one call to Google instead of two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCache {
+    /// Every run asks for a new token.
+    Off,
+    /// `--dry-run`: a cached token is used, nothing is written or removed.
+    ReadOnly(PathBuf),
+    ReadWrite(PathBuf),
+}
+
+impl UsersSource {
+    /// Places GA's token cache beside `state_file`.
+    pub(super) fn keep_token_beside(&mut self, state_file: &Path) {
+        if let UsersSource::Ga(ga) = self {
+            ga.token_cache = TokenCache::ReadWrite(state_file.with_file_name(TOKEN_CACHE_FILE));
+        }
+    }
+
+    /// `--dry-run` changes nothing, not even the token cache: it is only read.
+    pub fn read_only(&mut self) {
+        if let UsersSource::Ga(ga) = self
+            && let TokenCache::ReadWrite(path) = &ga.token_cache
+        {
+            ga.token_cache = TokenCache::ReadOnly(path.clone());
+        }
+    }
 }
 
 pub(super) fn validate(raw: &RawConfig, doc: &Document) -> Result<UsersSource, ConfigError> {
@@ -83,6 +117,7 @@ fn ga(
         key_file: PathBuf::from(doc.home("key_file_location", key_file)?),
         minutes,
         api_url: api_url.trim_end_matches('/').to_string(),
+        token_cache: TokenCache::Off,
     })
 }
 

@@ -2,7 +2,8 @@
 //! (RDS) and the node type of the Redis replication group or cache cluster
 //! (ElastiCache), and turns AWS failures into [`PrereqError`] kinds whose
 //! messages name the resource, the region, the endpoint and — for access
-//! problems — the IAM action to grant.
+//! problems — the IAM action to grant. The cluster, its instances and the
+//! cache are asked at once: one round trip to AWS.
 //!
 //! One SDK config (rustls + ring HTTP client, operation timeouts from
 //! `timeout_seconds`, retries by the SDK) is shared by both service clients.
@@ -62,6 +63,9 @@ const THROTTLED: &[&str] = &[
     "ServiceUnavailable",
 ];
 
+/// Pages of DescribeDBInstances followed for one cluster (100 instances each).
+const MAX_INSTANCE_PAGES: usize = 10;
+
 /// Reads RDS and ElastiCache. Cheap to share; the clients are `Arc`s inside.
 #[derive(Clone, Debug)]
 pub struct Aws {
@@ -104,7 +108,27 @@ impl Aws {
         }
     }
 
+    /// The cluster (its members, and which is the writer) and its instances
+    /// (their classes), asked at once: one round trip, not two.
     async fn read_rds(&self, cluster: &str) -> Result<RdsObserved, PrereqError> {
+        let target = format!("RDS cluster `{cluster}`");
+        let (found, instances) = tokio::join!(
+            self.describe_cluster(cluster, &target),
+            self.cluster_instances(cluster, &target)
+        );
+        // The cluster's failure wins: a missing cluster has no instances
+        // either, and it is what the person must fix.
+        let found = found?;
+        let observed = rds_observed(&found, &instances?).map_err(PrereqError::Api)?;
+        tracing::debug!(cluster = %observed.cluster, members = ?observed.members, "read RDS");
+        Ok(observed)
+    }
+
+    async fn describe_cluster(
+        &self,
+        cluster: &str,
+        target: &str,
+    ) -> Result<DbCluster, PrereqError> {
         let not_found = || {
             PrereqError::NotFound(format!(
                 "RDS cluster `{cluster}` not found ({}); check rds_cluster_name (the Aurora \
@@ -113,7 +137,6 @@ impl Aws {
                 self.place()
             ))
         };
-        let target = format!("RDS cluster `{cluster}`");
         let out = self
             .rds
             .describe_db_clusters()
@@ -126,39 +149,58 @@ impl Aws {
                 {
                     not_found()
                 } else {
-                    self.failure(e, "rds:DescribeDBClusters", &target)
+                    self.failure(e, "rds:DescribeDBClusters", target)
                 }
             })?;
-        let Some(found) = out.db_clusters().iter().find(|c| {
-            c.db_cluster_identifier()
-                .is_some_and(|id| id.eq_ignore_ascii_case(cluster))
-        }) else {
-            return Err(not_found());
-        };
-        let id = found.db_cluster_identifier().unwrap_or(cluster);
+        out.db_clusters()
+            .iter()
+            .find(|c| {
+                c.db_cluster_identifier()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(cluster))
+            })
+            .cloned()
+            .ok_or_else(not_found)
+    }
 
-        // One filtered call for all members, not one per member; pages are
-        // followed although an Aurora cluster has at most 16 instances.
+    /// The cluster's DB instances: one filtered call for all members, not one
+    /// per member. Pages are followed, a bounded number of them, although an
+    /// Aurora cluster has at most 16 instances.
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+        target: &str,
+    ) -> Result<Vec<DbInstance>, PrereqError> {
+        // RDS keeps identifiers in lower case; so the filter names it.
+        let id = cluster.to_ascii_lowercase();
         let mut instances: Vec<DbInstance> = vec![];
         let mut marker: Option<String> = None;
-        loop {
+        for _ in 0..MAX_INSTANCE_PAGES {
             let page = self
                 .rds
                 .describe_db_instances()
-                .filters(Filter::builder().name("db-cluster-id").values(id).build())
-                .set_marker(marker.take())
+                .filters(Filter::builder().name("db-cluster-id").values(&id).build())
+                .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| self.failure(e, "rds:DescribeDBInstances", &target))?;
+                .map_err(|e| self.failure(e, "rds:DescribeDBInstances", target))?;
             instances.extend(page.db_instances().iter().cloned());
-            match page.marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-                _ => break,
+            match page.marker().filter(|m| !m.is_empty()) {
+                None => return Ok(instances),
+                Some(m) if marker.as_deref() == Some(m) => {
+                    return Err(PrereqError::Api(format!(
+                        "rds:DescribeDBInstances on {target} answered the same page marker \
+                         twice ({}); the next run reads it again",
+                        self.place()
+                    )));
+                }
+                Some(m) => marker = Some(m.to_string()),
             }
         }
-        let observed = rds_observed(found, &instances).map_err(PrereqError::Api)?;
-        tracing::debug!(cluster = %observed.cluster, members = ?observed.members, "read RDS");
-        Ok(observed)
+        Err(PrereqError::Api(format!(
+            "rds:DescribeDBInstances on {target} had more than {MAX_INSTANCE_PAGES} pages of \
+             instances ({}); an Aurora cluster has at most 16: is rds_cluster_name right?",
+            self.place()
+        )))
     }
 
     async fn read_redis(&self, name: &str) -> Result<RedisObserved, PrereqError> {
@@ -346,7 +388,10 @@ impl Prerequisites for Aws {
     async fn observe(&self) -> Result<Observed, PrereqError> {
         let rds = async {
             match &self.rds_cluster {
-                Some(c) => self.read_rds(c).await.map(Some),
+                // Boxed: the SDK's futures are deep, and two calls joined
+                // inside this join would take the shell's future past the
+                // compiler's layout depth limit.
+                Some(c) => Box::pin(self.read_rds(c)).await.map(Some),
                 None => Ok(None),
             }
         };
@@ -449,32 +494,77 @@ fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The cluster's members with their classes: writer first, then readers by
-/// id. Every member must be among `instances` (the cluster's DB instances).
+/// id. Which members there are and which is the writer comes from the
+/// cluster; the classes from its instances, read at the same time. The two
+/// may disagree for a moment while an instance is created or deleted:
+/// - a member with no instance, or no class, cannot be checked: an error,
+///   so the run scales up nothing rather than pass a member unseen;
+/// - an instance of the cluster that is not (or no longer) a member is
+///   checked as a reader: it serves reads once it joins, and a leaving one
+///   holds a scale-up back for a run or two at most.
 fn rds_observed(cluster: &DbCluster, instances: &[DbInstance]) -> Result<RdsObserved, String> {
     let name = cluster.db_cluster_identifier().unwrap_or_default();
-    let mut members = cluster
-        .db_cluster_members()
+    // The filter already asked for this cluster's; an instance that says
+    // it belongs to another is not counted.
+    let ours: Vec<&DbInstance> = instances
         .iter()
-        .map(|m| {
-            let id = m.db_instance_identifier().unwrap_or_default();
-            let class = instances
-                .iter()
-                .find(|i| i.db_instance_identifier() == Some(id))
-                .and_then(DbInstance::db_instance_class)
-                .ok_or_else(|| {
-                    format!(
-                        "RDS lists `{id}` as a member of cluster `{name}` but reports no \
-                         instance class for it (it may be being created or deleted); \
-                         the next run reads it again"
-                    )
-                })?;
-            Ok(RdsMember {
-                id: id.to_string(),
-                writer: m.is_cluster_writer().unwrap_or(false),
-                class: class.to_string(),
-            })
+        .filter(|i| {
+            i.db_cluster_identifier()
+                .is_none_or(|c| c.eq_ignore_ascii_case(name))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect();
+    let class_of = |id: &str| -> Result<String, String> {
+        let class = ours
+            .iter()
+            .find(|i| {
+                i.db_instance_identifier()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(id))
+            })
+            .and_then(|i| i.db_instance_class())
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        class.map(str::to_string).ok_or_else(|| {
+            format!(
+                "RDS lists `{id}` as a member of cluster `{name}` but reports no \
+                 instance class for it (it may be being created or deleted); \
+                 the next run reads it again"
+            )
+        })
+    };
+    let mut members: Vec<RdsMember> = vec![];
+    for m in cluster.db_cluster_members() {
+        let id = m.db_instance_identifier().unwrap_or_default();
+        let writer = m.is_cluster_writer().unwrap_or(false);
+        match members.iter_mut().find(|k| k.id.eq_ignore_ascii_case(id)) {
+            Some(known) => known.writer |= writer,
+            None => members.push(RdsMember {
+                id: id.to_string(),
+                writer,
+                class: class_of(id)?,
+            }),
+        }
+    }
+    for i in &ours {
+        let id = i.db_instance_identifier().unwrap_or_default();
+        if id.is_empty() || members.iter().any(|m| m.id.eq_ignore_ascii_case(id)) {
+            continue;
+        }
+        tracing::debug!(
+            instance = id,
+            cluster = name,
+            "an instance of the cluster that is not listed as a member is checked as a reader"
+        );
+        members.push(RdsMember {
+            id: id.to_string(),
+            writer: false,
+            class: class_of(id).map_err(|_| {
+                format!(
+                    "RDS reports instance `{id}` of cluster `{name}` without an instance class; \
+                     the next run reads it again"
+                )
+            })?,
+        });
+    }
     members.sort_by(|a, b| b.writer.cmp(&a.writer).then_with(|| a.id.cmp(&b.id)));
     Ok(RdsObserved {
         cluster: name.to_string(),
@@ -578,6 +668,108 @@ mod tests {
         let e = rds_observed(&cluster, &[instance("prod-aurora-1", "db.r5.large")]).unwrap_err();
         assert!(
             e.contains("`prod-aurora-9`") && e.contains("`prod-aurora`"),
+            "{e}"
+        );
+    }
+
+    fn observed(cluster: &DbCluster, instances: &[DbInstance]) -> Vec<(String, bool, String)> {
+        rds_observed(cluster, instances)
+            .unwrap()
+            .members
+            .into_iter()
+            .map(|m| (m.id, m.writer, m.class))
+            .collect()
+    }
+
+    fn row(id: &str, writer: bool, class: &str) -> (String, bool, String) {
+        (id.into(), writer, class.into())
+    }
+
+    #[test]
+    fn an_instance_not_yet_listed_as_a_member_is_checked_as_a_reader() {
+        // Created between the two calls: DescribeDBInstances saw it,
+        // DescribeDBClusters did not yet.
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("prod-aurora")
+            .db_cluster_members(member("prod-aurora-1", true))
+            .build();
+        let instances = [
+            instance("prod-aurora-1", "db.r5.8xlarge"),
+            instance("prod-aurora-new", "db.t4g.medium"),
+        ];
+        assert_eq!(
+            observed(&cluster, &instances),
+            [
+                row("prod-aurora-1", true, "db.r5.8xlarge"),
+                row("prod-aurora-new", false, "db.t4g.medium"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_writer_flag_comes_from_the_cluster_and_ids_match_in_any_case() {
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("prod-aurora")
+            .db_cluster_members(member("Prod-Aurora-2", true))
+            .db_cluster_members(member("prod-aurora-1", false))
+            // Listed twice (a failover in between): one member, the writer.
+            .db_cluster_members(member("prod-aurora-1", true))
+            .build();
+        let instances = [
+            instance("prod-aurora-1", "db.r7g.large"),
+            instance("prod-aurora-2", "db.r5.8xlarge"),
+        ];
+        assert_eq!(
+            observed(&cluster, &instances),
+            [
+                row("Prod-Aurora-2", true, "db.r5.8xlarge"),
+                row("prod-aurora-1", true, "db.r7g.large"),
+            ]
+        );
+    }
+
+    #[test]
+    fn another_clusters_instance_is_not_counted() {
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("prod-aurora")
+            .db_cluster_members(member("prod-aurora-1", true))
+            .build();
+        let stray = DbInstance::builder()
+            .db_instance_identifier("staging-1")
+            .db_cluster_identifier("staging-aurora")
+            .db_instance_class("db.t3.medium")
+            .build();
+        let mut ours = instance("prod-aurora-1", "db.r5.large");
+        ours.db_cluster_identifier = Some("PROD-AURORA".into());
+        assert_eq!(
+            observed(&cluster, &[ours, stray]),
+            [row("prod-aurora-1", true, "db.r5.large")]
+        );
+    }
+
+    #[test]
+    fn a_blank_class_is_no_class_and_names_the_instance() {
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("prod-aurora")
+            .db_cluster_members(member("prod-aurora-1", true))
+            .build();
+        let e = rds_observed(&cluster, &[instance("prod-aurora-1", " ")]).unwrap_err();
+        assert!(
+            e.contains("`prod-aurora-1`") && e.contains("no instance class"),
+            "{e}"
+        );
+        let e = rds_observed(
+            &cluster,
+            &[
+                instance("prod-aurora-1", "db.r5.large"),
+                DbInstance::builder()
+                    .db_instance_identifier("prod-aurora-2")
+                    .build(),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("instance `prod-aurora-2`") && e.contains("without an instance class"),
             "{e}"
         );
     }

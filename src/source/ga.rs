@@ -3,31 +3,44 @@
 //! The tool signs its own OAuth assertion from the service-account key file
 //! (RS256 JWT, as Google's client libraries do), trades it at the key's
 //! `token_uri` for an access token, and asks the Data API's
-//! `runRealtimeReport`. Every refusal is turned into a [`MetricError`] that
-//! says what to fix. The key and the tokens never reach a message.
+//! `runRealtimeReport`; each of those calls has `timeout_seconds` of its own.
+//! The access token is kept — in memory, and in a file beside `state_file`
+//! ([`cache`]) — until a minute before it expires, so a run within its hour
+//! makes one call to Google. A kept token that the report refuses (revoked,
+//! or expired early) is replaced once and the report asked again. Every
+//! refusal is turned into a [`MetricError`] that says what to fix. The key
+//! and the tokens never reach a message or a log.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod cache;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::http::{
-    agent, display_url, off_runtime, read_body, remaining, shorten, snippet, transport_error,
-};
+use super::http::{agent, display_url, off_runtime, read_body, shorten, snippet, transport_error};
 use super::{MetricError, MetricSource};
 use crate::config::{GaSettings, Secret};
+
+pub use cache::{MAX_LIFETIME_SECS, REFRESH_MARGIN_SECS};
 
 /// Where a key without `token_uri` trades its assertion.
 pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Read-only access to Analytics data: all this tool needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/analytics.readonly";
+/// The most users a report may say: the run record's `users` is a signed
+/// 32-bit column, and no property has more people online at once.
+pub const MAX_USERS: u32 = i32::MAX as u32;
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Google refuses assertions valid for longer than an hour.
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
-/// Stop using a cached access token this long before Google says it expires.
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Calls one read may make in a row: a report refusing the kept token, a new
+/// token, the report again.
+const MAX_CALLS: u32 = 3;
+/// Google's tokens are a few hundred bytes; a header carries a few KiB.
+const MAX_TOKEN_BYTES: usize = 8192;
 const REPORT_KIND: &str = "analyticsData#runRealtimeReport";
 
 /// The GA4 realtime source. Clones share the agent and the access token.
@@ -42,9 +55,13 @@ struct Inner {
     minutes: Option<u32>,
     report_url: String,
     account: Account,
+    /// Per call.
     timeout: Duration,
     agent: ureq::Agent,
+    /// The token this process holds (a source may be read more than once).
     token: Mutex<Option<AccessToken>>,
+    /// The token between runs; `None`: not configured.
+    cache: Option<cache::TokenCache>,
 }
 
 /// The service account of the key file.
@@ -56,9 +73,11 @@ struct Account {
     signing_key: EncodingKey,
 }
 
+#[derive(Clone)]
 struct AccessToken {
     value: Secret,
-    valid_until: Instant,
+    /// Unix seconds: when the token endpoint said it stops working.
+    expires_at: u64,
 }
 
 /// What the key file says, before the private key is turned into a signer.
@@ -109,6 +128,12 @@ impl Ga {
         // jsonwebtoken hands the key to ring only when signing: sign once now
         // so a damaged key is reported as such, not as a token failure later.
         account.assertion(now_secs()).map_err(|_| not_rsa())?;
+        let owner = cache::account_key(
+            &account.client_email,
+            &account.key_id,
+            &account.token_uri,
+            SCOPE,
+        );
         Ok(Ga {
             inner: Arc::new(Inner {
                 report_url: format!(
@@ -122,6 +147,7 @@ impl Ga {
                 timeout,
                 agent: agent(),
                 token: Mutex::new(None),
+                cache: cache::TokenCache::new(&settings.token_cache, owner),
             }),
         })
     }
@@ -131,9 +157,13 @@ impl MetricSource for Ga {
     async fn online_users(&self) -> Result<u32, MetricError> {
         let inner = self.inner.clone();
         let what = format!("GA4 realtime report for {}", self.inner.property);
-        off_runtime(&what, self.inner.timeout, move |deadline| {
-            inner.read(deadline)
-        })
+        // Each call is bounded by its own timeout inside ureq; this only
+        // bounds the blocking thread, at the longest sequence of calls.
+        off_runtime(
+            &what,
+            self.inner.timeout.saturating_mul(MAX_CALLS),
+            move |_| inner.read(),
+        )
         .await
     }
 
@@ -155,73 +185,120 @@ impl Account {
             scope: SCOPE,
             aud: &self.token_uri,
             iat,
-            exp: iat + ASSERTION_LIFETIME_SECS,
+            exp: iat.saturating_add(ASSERTION_LIFETIME_SECS),
         };
         jsonwebtoken::encode(&header, &claims, &self.signing_key)
     }
 }
 
 impl Inner {
-    fn read(&self, deadline: Instant) -> Result<u32, MetricError> {
-        let token = self.access_token(deadline)?;
-        let result = self.report(&token, deadline);
-        if matches!(result, Err(MetricError::Denied(_))) {
-            // A refused token is not worth keeping.
-            *self.token.lock().unwrap() = None;
-        }
-        result
-    }
-
-    fn access_token(&self, deadline: Instant) -> Result<Secret, MetricError> {
-        if let Some(t) = &*self.token.lock().unwrap()
-            && Instant::now() < t.valid_until
-        {
-            return Ok(t.value.clone());
-        }
-        let a = &self.account;
-        let what = format!("Google token endpoint {}", display_url(&a.token_uri));
-        let iat = now_secs();
-        let jwt = a.assertion(iat).map_err(|e| MetricError::KeyFile {
-            path: a.key_path.clone(),
-            reason: format!("signing the token request failed: {e}"),
-        })?;
-        let started = Instant::now();
-        let resp = self
-            .agent
-            .post(&a.token_uri)
-            .header("Accept", "application/json")
-            .config()
-            .timeout_global(Some(remaining(deadline, &what, self.timeout)?))
-            .build()
-            .send_form([("grant_type", GRANT_TYPE), ("assertion", jwt.as_str())])
-            .map_err(|e| transport_error(&what, e, self.timeout))?;
-        let (status, body) = read_body(resp, &what, self.timeout)?;
-        let (value, lifetime) = token_answer(status, &body, &self.who(), &what)?;
-        *self.token.lock().unwrap() = Some(AccessToken {
-            value: value.clone(),
-            valid_until: started + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
-        });
-        Ok(value)
-    }
-
-    fn report(&self, token: &Secret, deadline: Instant) -> Result<u32, MetricError> {
+    /// A kept token and the report (one call), or a new token and the report
+    /// (two); a kept token the report refuses costs one more call.
+    fn read(&self) -> Result<u32, MetricError> {
         let what = format!(
             "GA4 Data API {} for {}",
             display_url(&self.report_url),
             self.property
         );
+        if let Some(kept) = self.kept_token() {
+            let (status, body) = self.report(&kept.value, &what)?;
+            if status != 401 {
+                return report_answer(status, &body, &self.who(), &what);
+            }
+            tracing::info!(
+                reason = %refusal_reason(&body),
+                "GA refused the kept access token (revoked, or expired early); asking for a new one"
+            );
+            self.forget();
+        }
+        let fresh = self.fresh_token()?;
+        let (status, body) = self.report(&fresh.value, &what)?;
+        if status == 401 {
+            self.forget();
+        }
+        report_answer(status, &body, &self.who(), &what)
+    }
+
+    fn held(&self) -> MutexGuard<'_, Option<AccessToken>> {
+        // Nothing panics while holding it; should something, the token is
+        // still whole.
+        self.token.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token held in memory, else the cache file's, while reusable.
+    fn kept_token(&self) -> Option<AccessToken> {
+        let now = now_secs();
+        let mut held = self.held();
+        if let Some(t) = &*held
+            && cache::reusable(t.expires_at, now)
+        {
+            return Some(t.clone());
+        }
+        let (value, expires_at) = self.cache.as_ref()?.load(now)?;
+        let token = AccessToken { value, expires_at };
+        *held = Some(token.clone());
+        Some(token)
+    }
+
+    /// A refused token is kept neither here nor for the next run.
+    fn forget(&self) {
+        *self.held() = None;
+        if let Some(c) = &self.cache {
+            c.discard();
+        }
+    }
+
+    /// A new token from the token endpoint, kept for reuse.
+    fn fresh_token(&self) -> Result<AccessToken, MetricError> {
+        let a = &self.account;
+        let what = format!("Google token endpoint {}", display_url(&a.token_uri));
+        // Its lifetime counts from before the request: never longer than
+        // `expires_in` said.
+        let requested_at = now_secs();
+        let jwt = a
+            .assertion(requested_at)
+            .map_err(|e| MetricError::KeyFile {
+                path: a.key_path.clone(),
+                reason: format!("signing the token request failed: {e}"),
+            })?;
+        let resp = self
+            .agent
+            .post(&a.token_uri)
+            .header("Accept", "application/json")
+            .config()
+            .timeout_global(Some(self.timeout))
+            .build()
+            .send_form([("grant_type", GRANT_TYPE), ("assertion", jwt.as_str())])
+            .map_err(|e| transport_error(&what, e, self.timeout))?;
+        let (status, body) = read_body(resp, &what, self.timeout)?;
+        let (value, lifetime) = token_answer(status, &body, &self.who(), &what)?;
+        let token = AccessToken {
+            value,
+            expires_at: requested_at.saturating_add(lifetime),
+        };
+        tracing::debug!(lifetime_secs = lifetime, "got a new GA access token");
+        *self.held() = Some(token.clone());
+        if let Some(c) = &self.cache
+            && cache::reusable(token.expires_at, now_secs())
+        {
+            c.store(&token.value, token.expires_at);
+        }
+        Ok(token)
+    }
+
+    /// One `runRealtimeReport` call: its status and body.
+    fn report(&self, token: &Secret, what: &str) -> Result<(u16, String), MetricError> {
         let resp = self
             .agent
             .post(&self.report_url)
             .header("Authorization", format!("Bearer {}", token.expose()))
             .header("Accept", "application/json")
             .config()
-            .timeout_global(Some(remaining(deadline, &what, self.timeout)?))
+            .timeout_global(Some(self.timeout))
             .build()
             .send_json(report_request(self.minutes))
-            .map_err(|e| transport_error(&what, e, self.timeout))?;
-        let (status, body) = read_body(resp, &what, self.timeout)?;
-        report_answer(status, &body, &self.who(), &what)
+            .map_err(|e| transport_error(what, e, self.timeout))?;
+        read_body(resp, what, self.timeout)
     }
 
     fn who(&self) -> Who<'_> {
@@ -316,34 +393,18 @@ fn report_request(minutes: Option<u32>) -> Value {
     body
 }
 
-/// The token endpoint's answer: the access token and how long it is valid,
-/// or the error a person can act on.
+/// The token endpoint's answer: the access token and how many seconds it
+/// is valid (0: use it for this run only), or the error a person can act on.
 fn token_answer(
     status: u16,
     body: &str,
     who: &Who,
     what: &str,
-) -> Result<(Secret, Duration), MetricError> {
+) -> Result<(Secret, u64), MetricError> {
     let doc: Option<Value> = serde_json::from_str(body).ok();
     if (200..300).contains(&status) {
-        let token = doc
-            .as_ref()
-            .and_then(|d| d.get("access_token"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
-            return Err(MetricError::Garbage(format!(
-                "{what} answered {status} without an access token: {}",
-                // A body without a token has no secret to leak.
-                snippet(body)
-            )));
-        };
-        let lifetime = doc
-            .as_ref()
-            .and_then(|d| d.get("expires_in"))
-            .and_then(Value::as_u64)
-            .unwrap_or(ASSERTION_LIFETIME_SECS);
-        return Ok((Secret::new(token), Duration::from_secs(lifetime)));
+        return granted(doc.as_ref(), body)
+            .map_err(|e| MetricError::Garbage(format!("{what} answered {status} {e}")));
     }
     let error = doc
         .as_ref()
@@ -389,6 +450,94 @@ fn token_answer(
             "{what} refused the token request of {account} (HTTP {status}: {said})"
         )),
     })
+}
+
+/// A 2xx token answer: the token and its lifetime. Errors never carry the
+/// token; the body is shown only when it has none.
+fn granted(doc: Option<&Value>, body: &str) -> Result<(Secret, u64), String> {
+    let Some(Value::Object(doc)) = doc else {
+        return Err(format!(
+            "with something that is not a token answer: {}",
+            snippet(body)
+        ));
+    };
+    let token = match doc.get("access_token") {
+        Some(Value::String(t)) => t,
+        // A body without a token has no secret to leak.
+        None => return Err(format!("without an access token: {}", snippet(body))),
+        Some(_) => return Err("with an access token that is not a string".into()),
+    };
+    check_token(token).map_err(|why| format!("with an access token that cannot be sent: {why}"))?;
+    let lifetime =
+        token_lifetime(doc.get("expires_in")).map_err(|why| format!("with `expires_in` {why}"))?;
+    Ok((Secret::new(token.clone()), lifetime))
+}
+
+/// An access token must fit an `Authorization` header: visible ASCII, a few
+/// KiB at most. Reasons never quote it.
+fn check_token(t: &str) -> Result<(), String> {
+    if t.is_empty() {
+        return Err("it is empty".into());
+    }
+    if t.len() > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "it has {} bytes, more than {MAX_TOKEN_BYTES}",
+            t.len()
+        ));
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("it has characters a header cannot carry".into());
+    }
+    Ok(())
+}
+
+/// `expires_in` in whole seconds, at most [`MAX_LIFETIME_SECS`] (believing
+/// less than Google said only costs a token request). Missing: use the token
+/// for this run only. Negative or not a number: an error.
+fn token_lifetime(v: Option<&Value>) -> Result<u64, String> {
+    let cap = |secs: u64| secs.min(MAX_LIFETIME_SECS);
+    match v {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Ok(cap(u)),
+            // `as` floors and saturates: a huge value becomes the cap.
+            (None, Some(f)) if f >= 0.0 => Ok(cap(f as u64)),
+            _ => Err(format!("{n}: negative, so the token has already expired")),
+        },
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<u64>()
+            .map(cap)
+            .map_err(|_| format!("{:?}, not a number of seconds", shorten(s, 20))),
+        Some(other) => Err(format!("{}, not a number of seconds", json_kind(other))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why a report was refused, for the log: the `ErrorInfo` reason Google
+/// gives (`ACCESS_TOKEN_EXPIRED`), else the status.
+fn refusal_reason(body: &str) -> String {
+    let doc: Option<Value> = serde_json::from_str(body).ok();
+    let error = doc.as_ref().and_then(|d| d.get("error"));
+    let reason = error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .and_then(|ds| {
+            ds.iter()
+                .find_map(|d| d.get("reason").and_then(Value::as_str))
+        });
+    let status = error.and_then(|e| e.get("status")).and_then(Value::as_str);
+    shorten(reason.or(status).unwrap_or("HTTP 401"), 60)
 }
 
 /// The Data API's answer: the number of active users, or the error a person
@@ -469,7 +618,12 @@ fn users_in_report(body: &str) -> Result<u32, String> {
         .iter()
         .position(|h| h.get("name").and_then(Value::as_str) == Some("activeUsers"))
         .ok_or("no activeUsers among the metricHeaders")?;
-    let row_count = obj.get("rowCount").and_then(Value::as_u64).unwrap_or(0);
+    let row_count = match obj.get("rowCount") {
+        None => 0,
+        Some(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("rowCount is {}, not a count", shorten(&n.to_string(), 40)))?,
+    };
     let rows = match obj.get("rows") {
         None if row_count == 0 => return Ok(0),
         None => return Err(format!("rowCount is {row_count} but there are no rows")),
@@ -485,18 +639,28 @@ fn users_in_report(body: &str) -> Result<u32, String> {
                 .and_then(|m| m.get("value"))
                 .ok_or("the row has no activeUsers value")?;
             match v {
-                Value::String(s) => s
-                    .parse::<u32>()
-                    .map_err(|_| format!("activeUsers is {:?}, not a count", shorten(s, 40))),
-                Value::Number(n) => n
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| format!("activeUsers is {n}, not a count")),
-                other => Err(format!("activeUsers is {other}, not a count")),
+                Value::String(s) => users_count(s),
+                Value::Number(n) if n.is_u64() => users_count(&n.to_string()),
+                Value::Number(n) => Err(format!("activeUsers is {n}, not a count")),
+                other => Err(format!("activeUsers is {}, not a count", json_kind(other))),
             }
         }
         // The request has no dimensions, so GA answers with one row.
         more => Err(format!("{} rows where one was expected", more.len())),
+    }
+}
+
+/// A count of people as GA writes it: decimal digits, at most [`MAX_USERS`].
+fn users_count(s: &str) -> Result<u32, String> {
+    let shown = shorten(s, 40);
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("activeUsers is {shown:?}, not a count"));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n <= u64::from(MAX_USERS) => u32::try_from(n).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "activeUsers is {shown}, more than {MAX_USERS}: not a believable count"
+        )),
     }
 }
 
@@ -780,6 +944,282 @@ mod tests {
             "t",
         )
         .unwrap();
-        assert_eq!((t.expose(), life), ("ya29.x", Duration::from_secs(3599)));
+        assert_eq!((t.expose(), life), ("ya29.x", 3599));
+    }
+
+    #[test]
+    fn token_lifetimes_of_any_size_are_bounded_or_refused() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            ("", Ok(0)),
+            (r#","expires_in":null"#, Ok(0)),
+            (r#","expires_in":0"#, Ok(0)),
+            (r#","expires_in":3599"#, Ok(3599)),
+            (r#","expires_in":"3599""#, Ok(3599)),
+            (r#","expires_in":3599.9"#, Ok(3599)),
+            (r#","expires_in":43200"#, Ok(MAX_LIFETIME_SECS)),
+            (r#","expires_in":86400"#, Ok(MAX_LIFETIME_SECS)),
+            (
+                r#","expires_in":18446744073709551615"#,
+                Ok(MAX_LIFETIME_SECS),
+            ),
+            (r#","expires_in":1e300"#, Ok(MAX_LIFETIME_SECS)),
+            (
+                r#","expires_in":99999999999999999999999999"#,
+                Ok(MAX_LIFETIME_SECS),
+            ),
+            (r#","expires_in":-1"#, Err("negative")),
+            (r#","expires_in":-9223372036854775808"#, Err("negative")),
+            (r#","expires_in":-0.5"#, Err("negative")),
+            (r#","expires_in":-1e300"#, Err("negative")),
+            (
+                r#","expires_in":"soon""#,
+                Err("\"soon\", not a number of seconds"),
+            ),
+            (r#","expires_in":"-5""#, Err("not a number of seconds")),
+            (r#","expires_in":true"#, Err("a boolean, not a number")),
+            (r#","expires_in":[3599]"#, Err("a list, not a number")),
+            (r#","expires_in":{"s":1}"#, Err("an object, not a number")),
+        ];
+        for (extra, want) in cases {
+            let body = format!(r#"{{"access_token":"ya29.secret"{extra}}}"#);
+            match (token_answer(200, &body, &WHO, "t"), want) {
+                (Ok((_, got)), Ok(w)) => assert_eq!(got, *w, "{body}"),
+                (Err(MetricError::Garbage(m)), Err(w)) => {
+                    assert!(m.contains("`expires_in`") && m.contains(w), "{body}: {m}");
+                    assert!(!m.contains("ya29.secret"), "{m}");
+                }
+                (got, w) => panic!("{body}: got {got:?}, want {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_access_token_that_cannot_be_sent_is_refused_without_quoting_it() {
+        let long = format!(r#"{{"access_token":"ya29.{}"}}"#, "x".repeat(9000));
+        let cases = [
+            (r#"{"access_token":""}"#.to_string(), "empty"),
+            (
+                r#"{"access_token":"ya29.a b"}"#.into(),
+                "characters a header",
+            ),
+            (
+                r#"{"access_token":"ya29.a\r\nX-Evil: 1"}"#.into(),
+                "characters a header",
+            ),
+            (r#"{"access_token":"ya29.é"}"#.into(), "characters a header"),
+            (long, "more than 8192"),
+            (r#"{"access_token":42}"#.into(), "not a string"),
+            (r#"{"token":"ya29.a"}"#.into(), "without an access token"),
+            ("[]".into(), "not a token answer"),
+            ("<html>".into(), "not a token answer"),
+        ];
+        for (body, want) in cases {
+            let e = token_answer(200, &body, &WHO, "t").unwrap_err();
+            let MetricError::Garbage(m) = &e else {
+                panic!("{body}: {e:?}")
+            };
+            assert!(m.contains(want), "{body}: {m}");
+            if body.contains("access_token") {
+                assert!(!m.contains("ya29"), "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn user_counts_out_of_range_are_errors() {
+        let report = |v: &str| {
+            format!(
+                r#"{{"metricHeaders":[{{"name":"activeUsers"}}],"rows":[{{"metricValues":[{{"value":{v}}}]}}],"rowCount":1}}"#
+            )
+        };
+        let cases: &[(&str, Result<u32, &str>)] = &[
+            (r#""0""#, Ok(0)),
+            (r#""2147483647""#, Ok(MAX_USERS)),
+            ("17", Ok(17)),
+            (r#""2147483648""#, Err("more than 2147483647")),
+            (r#""4294967296""#, Err("more than 2147483647")),
+            (
+                r#""99999999999999999999999999999""#,
+                Err("more than 2147483647"),
+            ),
+            ("2147483648", Err("more than 2147483647")),
+            (r#""-1""#, Err("not a count")),
+            (r#""-0""#, Err("not a count")),
+            (r#""2.5""#, Err("not a count")),
+            (r#""1e3""#, Err("not a count")),
+            (r#""+5""#, Err("not a count")),
+            (r#"" 5""#, Err("not a count")),
+            (r#""""#, Err("not a count")),
+            (r#""NaN""#, Err("not a count")),
+            ("-1", Err("not a count")),
+            ("2.0", Err("not a count")),
+            ("1e300", Err("not a count")),
+            ("null", Err("null, not a count")),
+            ("[1]", Err("a list, not a count")),
+        ];
+        for (v, want) in cases {
+            let body = report(v);
+            match (users_in_report(&body), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, *w, "{v}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{v}: {e}"),
+                (got, w) => panic!("{v}: got {got:?}, want {w:?}"),
+            }
+        }
+        let e = users_in_report(r#"{"metricHeaders":[{"name":"activeUsers"}],"rowCount":"1"}"#)
+            .unwrap_err();
+        assert!(e.contains("rowCount is \"1\", not a count"), "{e}");
+        let e = users_in_report(r#"{"metricHeaders":[{"name":"activeUsers"}],"rowCount":-3}"#)
+            .unwrap_err();
+        assert!(e.contains("rowCount is -3"), "{e}");
+    }
+
+    /// A fixed-seed xorshift: the same few thousand inputs on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    /// Words that steer a random document towards what the parsers look at.
+    const KEYS: &[&str] = &[
+        "kind",
+        "metricHeaders",
+        "name",
+        "activeUsers",
+        "rows",
+        "rowCount",
+        "metricValues",
+        "value",
+        "access_token",
+        "expires_in",
+        "token_type",
+        "error",
+        "version",
+        "account",
+        "expires_at",
+    ];
+    const ATOMS: &[&str] = &[
+        "0",
+        "-1",
+        "1",
+        "2147483647",
+        "2147483648",
+        "4294967296",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1e308",
+        "-1e308",
+        "2.5",
+        "-0.0",
+        "1e-320",
+        "true",
+        "false",
+        "null",
+        r#""""#,
+        r#""12""#,
+        r#""-3""#,
+        r#""1.5""#,
+        r#""ya29.a0""#,
+        r#""analyticsData#runRealtimeReport""#,
+        r#""activeUsers""#,
+        r#""\u0000""#,
+        r#""\r\n""#,
+        r#""\ud800""#,
+    ];
+
+    fn value(rng: &mut Rng, depth: u32) -> String {
+        match (depth, rng.below(4)) {
+            (4.., _) | (_, 0) => rng.pick(ATOMS).to_string(),
+            (_, 1) => {
+                let n = rng.below(4);
+                let items: Vec<String> = (0..n).map(|_| value(rng, depth + 1)).collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => {
+                let n = rng.below(5);
+                let fields: Vec<String> = (0..n)
+                    .map(|_| format!("\"{}\":{}", rng.pick(KEYS), value(rng, depth + 1)))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+        }
+    }
+
+    /// Random bytes, random JSON over the parsers' own words, and valid
+    /// answers with a few bytes flipped.
+    fn inputs(seed: u64, valid: &[&str]) -> Vec<String> {
+        let mut rng = Rng(seed);
+        let mut out = vec![];
+        for i in 0..3000 {
+            let text = match i % 3 {
+                0 => {
+                    let n = rng.below(64);
+                    let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+                1 => value(&mut rng, 0),
+                _ => {
+                    let mut bytes = rng.pick(valid).as_bytes().to_vec();
+                    for _ in 0..=rng.below(3) {
+                        let at = rng.below(bytes.len());
+                        bytes[at] = rng.next() as u8;
+                    }
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+            };
+            out.push(text);
+        }
+        out
+    }
+
+    fn never_panics<T: std::fmt::Debug>(name: &str, input: &str, f: impl FnOnce() -> T) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        assert!(result.is_ok(), "{name} panicked on {input:?}");
+    }
+
+    #[test]
+    fn the_parsers_of_wire_answers_never_panic_on_arbitrary_input() {
+        let report = r#"{"metricHeaders":[{"name":"activeUsers","type":"TYPE_INTEGER"}],"rows":[{"metricValues":[{"value":"587"}]}],"rowCount":1,"kind":"analyticsData#runRealtimeReport"}"#;
+        let token = r#"{"access_token":"ya29.a0AfB_byC","expires_in":3599,"token_type":"Bearer"}"#;
+        let cached =
+            r#"{"version":1,"account":"ab","access_token":"ya29.a0","expires_at":1700000600}"#;
+        let mut answered = 0;
+        for input in inputs(0x9e37_79b9_7f4a_7c15, &[report, token, cached]) {
+            never_panics("users_in_report", &input, || users_in_report(&input));
+            for status in [200, 401, 503] {
+                never_panics("report_answer", &input, || {
+                    report_answer(status, &input, &WHO, "GA")
+                });
+                never_panics("token_answer", &input, || {
+                    if let Ok((_, lifetime)) = token_answer(status, &input, &WHO, "t") {
+                        assert!(lifetime <= MAX_LIFETIME_SECS);
+                        answered += 1;
+                    }
+                });
+            }
+            never_panics("cache::parse", &input, || {
+                cache::parse(&input, "ab", 1_700_000_000)
+            });
+            never_panics("refusal_reason", &input, || refusal_reason(&input));
+        }
+        // The generator reaches the parsers' success paths, not only errors.
+        assert!(answered > 0);
+        assert!(
+            inputs(0x9e37_79b9_7f4a_7c15, &[report])
+                .iter()
+                .any(|i| users_in_report(i).is_ok())
+        );
     }
 }

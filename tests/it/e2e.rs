@@ -1782,3 +1782,96 @@ fn each_documented_mysql_grant_is_needed_and_a_missing_one_is_named() {
         assert!(rows_of(&account.db.name).is_empty(), "without {missing}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// GA's calls: each within its own timeout, the token cached between runs
+
+/// Runs `hpa-tier -c <config> ARGS` as `Rig::run` does, under `umask`.
+fn run_with_umask(rig: &Rig, umask: &str, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", r#"umask "$1" && shift && exec "$@""#, "sh", umask])
+        .arg(support::bin())
+        .args(["-c", rig.config.as_str()])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .envs(rig.env())
+        .stdin(std::process::Stdio::null());
+    cmd.output().expect("run hpa-tier under sh")
+}
+
+#[test]
+fn a_slow_google_answering_each_call_within_timeout_seconds_is_read() {
+    // 2 s per answer with `timeout_seconds: 3`: the token and the report
+    // take 4 s together, each within its own 3 s.
+    let rig = Rig::new();
+    rig.google.set_users(700);
+    rig.google.set_latency(Duration::from_secs(2));
+    let o = rig.run(&["--dry-run", "-o", "json", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["users"], 700, "{v:#}");
+    assert_eq!(v["to_capacity"], 1000);
+}
+
+#[test]
+fn the_ga_token_is_cached_between_runs_privately_and_dry_run_leaves_it_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::new();
+    rig.google.set_users(450);
+    let cache = rig.dir.path().join("ga-token.json");
+    let calls = || {
+        (
+            rig.google.token_request_count(),
+            rig.google.report_request_count(),
+        )
+    };
+    let mode = || std::fs::metadata(&cache).unwrap().permissions().mode() & 0o7777;
+
+    let o = rig.run(&["--dry-run", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(!cache.exists(), "--dry-run wrote the token cache");
+    assert_eq!(calls(), (1, 1));
+
+    // The most permissive umask: the file is still the owner's alone.
+    let mut all = String::new();
+    let o = run_with_umask(&rig, "000", &["-vvv", "check"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    all.push_str(&show(&o));
+    assert_eq!(calls(), (2, 2));
+    assert_eq!(mode(), 0o600);
+
+    // Later runs — dry or not — send the cached token: one call to Google.
+    for args in [
+        &["-vvv", "check"][..],
+        &["--dry-run", "-vvv", "check"],
+        &["-vvv", "status"],
+    ] {
+        let o = rig.run(args);
+        all.push_str(&show(&o));
+        assert_eq!(code(&o), 0, "{args:?}: {}", show(&o));
+    }
+    assert_eq!(calls(), (2, 5), "no token request after the first real run");
+
+    // Revoked: one new token, written even under a umask that would leave
+    // the owner without write access to it.
+    rig.google.revoke_tokens();
+    let o = run_with_umask(&rig, "0277", &["-vvv", "check"]);
+    all.push_str(&show(&o));
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(calls(), (3, 7));
+    assert_eq!(mode(), 0o600);
+    let issued = rig.google.issued_tokens();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    assert_eq!(file["access_token"], issued[2].as_str());
+
+    assert!(all.contains("DEBUG"), "debug logs were on:\n{all}");
+    for token in &issued {
+        assert!(
+            !all.contains(token.as_str()),
+            "an access token leaked:\n{all}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hpa_tier::config::GaSettings;
+use hpa_tier::config::{GaSettings, TokenCache};
 use hpa_tier::source::ga::Ga;
 use hpa_tier::source::http::HttpSource;
 use hpa_tier::source::prometheus::Prometheus;
@@ -30,6 +30,7 @@ fn settings(google: &Google, key_file: PathBuf, minutes: Option<u32>) -> GaSetti
         key_file,
         minutes,
         api_url: google.url(),
+        token_cache: TokenCache::Off,
     }
 }
 
@@ -61,6 +62,28 @@ impl GaFixture {
             timeout,
         )
         .unwrap()
+    }
+
+    /// Where a run keeps its token: in a state directory that does not
+    /// exist yet, as on a fresh machine.
+    fn cache_path(&self) -> PathBuf {
+        self._dir.path().join("state").join("ga-token.json")
+    }
+
+    /// A new source — what the next run of the binary builds — whose token
+    /// cache is `cache`.
+    fn cached_source(&self, cache: &Path, timeout: Duration) -> Ga {
+        let mut s = settings(&self.google, self.key_file.clone(), Some(30));
+        s.token_cache = TokenCache::ReadWrite(cache.to_path_buf());
+        Ga::new(&s, timeout).unwrap()
+    }
+
+    /// `(token requests, report requests)` so far.
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.google.token_request_count(),
+            self.google.report_request_count(),
+        )
     }
 }
 
@@ -333,24 +356,86 @@ async fn ga_latency_below_the_timeout_is_fine() {
 }
 
 #[tokio::test]
-async fn ga_a_refused_token_is_dropped_and_the_next_run_gets_a_new_one() {
+async fn ga_a_kept_token_refused_by_the_report_is_replaced_once_and_the_report_asked_again() {
     let f = GaFixture::new();
     f.google.set_users(7);
     let ga = f.source(Some(30), TIMEOUT);
     assert_eq!(ga.online_users().await, Ok(7));
     f.google
         .fail_next_report(Fault::rpc(401, "UNAUTHENTICATED", "Token revoked."));
-    assert!(matches!(
-        ga.online_users().await,
-        Err(MetricError::Denied(_))
-    ));
     assert_eq!(ga.online_users().await, Ok(7));
     let issued = f.google.issued_tokens();
     assert_eq!(issued.len(), 2);
+    let bearers: Vec<_> = f
+        .google
+        .report_requests()
+        .into_iter()
+        .map(|r| r.bearer.unwrap())
+        .collect();
     assert_eq!(
-        f.google.report_requests().last().unwrap().bearer.as_ref(),
-        Some(&issued[1])
+        bearers,
+        [&issued[0], &issued[0], &issued[1]].map(String::clone)
     );
+}
+
+#[tokio::test]
+async fn ga_each_call_has_its_own_timeout_so_two_slow_answers_fit() {
+    // Token and report at 2 s each: 4 s in all, each within the 3 s timeout.
+    let f = GaFixture::new();
+    f.google.set_users(42);
+    f.google.set_latency(Duration::from_secs(2));
+    let ga = f.source(Some(30), Duration::from_secs(3));
+    let (r, took) = timed(&ga).await;
+    assert_eq!(r, Ok(42));
+    assert!(took >= Duration::from_secs(4), "{took:?}");
+    assert_eq!(
+        (
+            f.google.token_request_count(),
+            f.google.report_request_count()
+        ),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn ga_a_call_slower_than_its_timeout_is_named_with_the_limit() {
+    let timeout = Duration::from_secs(3);
+    let f = GaFixture::new();
+    f.google.set_users(42);
+    let cache = f.cache_path();
+    f.google.set_latency(Duration::from_secs(4));
+    let ga = f.cached_source(&cache, timeout);
+    let (r, took) = timed(&ga).await;
+    let Err(MetricError::Timeout(msg)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.starts_with(&format!("Google token endpoint {}", f.google.token_uri()))
+            && msg.contains("no answer within 3s (timeout_seconds)"),
+        "{msg}"
+    );
+    assert!(took >= timeout && took < timeout + MARGIN, "{took:?}");
+    assert_eq!(f.google.report_request_count(), 0);
+
+    // With the token cached, the report is the slow call.
+    f.google.set_latency(Duration::ZERO);
+    assert_eq!(
+        f.cached_source(&cache, timeout).online_users().await,
+        Ok(42)
+    );
+    f.google.set_latency(Duration::from_secs(4));
+    let (r, took) = timed(&f.cached_source(&cache, timeout)).await;
+    let Err(MetricError::Timeout(msg)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.starts_with(&format!(
+            "GA4 Data API {}/v1beta/properties/123456789:runRealtimeReport for properties/123456789",
+            f.google.url()
+        )) && msg.contains("no answer within 3s (timeout_seconds)"),
+        "{msg}"
+    );
+    assert!(took >= timeout && took < timeout + MARGIN, "{took:?}");
 }
 
 #[tokio::test]
@@ -414,6 +499,7 @@ fn ga_bad_key_files_are_key_file_errors_without_the_key() {
             key_file: path.clone(),
             minutes: None,
             api_url: "http://127.0.0.1:9".into(),
+            token_cache: TokenCache::Off,
         };
         let Err(e) = Ga::new(&s, TIMEOUT) else {
             panic!("{name}: accepted")
@@ -430,6 +516,280 @@ fn ga_bad_key_files_are_key_file_errors_without_the_key() {
             "{name}: the key leaked: {text}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// GA4's token cache: each test's runs are new sources over one cache file,
+// as consecutive runs of the binary are.
+
+/// The cache file's JSON.
+fn cached(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[tokio::test]
+async fn ga_a_second_run_reuses_the_cached_token_and_calls_google_once() {
+    let f = GaFixture::new();
+    f.google.set_users(300);
+    let cache = f.cache_path();
+    assert_eq!(
+        f.cached_source(&cache, TIMEOUT).online_users().await,
+        Ok(300)
+    );
+    assert_eq!(f.calls(), (1, 1), "a fresh machine: token, then report");
+    let issued = f.google.issued_tokens();
+    let file = cached(&cache);
+    assert_eq!(file["access_token"], issued[0].as_str());
+    assert_eq!(mode(&cache), 0o600);
+    let expires_at = file["expires_at"].as_u64().unwrap() as i64;
+    assert!(
+        (3598..=3600).contains(&(expires_at - now_secs())),
+        "as long as expires_in said, no longer: {file}"
+    );
+
+    f.google.set_users(310);
+    for _ in 0..3 {
+        assert_eq!(
+            f.cached_source(&cache, TIMEOUT).online_users().await,
+            Ok(310)
+        );
+    }
+    assert_eq!(f.calls(), (1, 4), "no token request after the first run");
+    assert!(
+        f.google
+            .report_requests()
+            .iter()
+            .all(|r| r.bearer.as_ref() == Some(&issued[0]))
+    );
+}
+
+#[tokio::test]
+async fn ga_a_cached_token_google_expired_is_refreshed_once() {
+    let f = GaFixture::new();
+    f.google.set_users(5);
+    let cache = f.cache_path();
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+    f.google.expire_tokens();
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+    // The report refused the cached token (ACCESS_TOKEN_EXPIRED), one new
+    // token, the report again.
+    assert_eq!(f.calls(), (2, 3));
+    let issued = f.google.issued_tokens();
+    assert_eq!(cached(&cache)["access_token"], issued[1].as_str());
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+    assert_eq!(f.calls(), (2, 4), "the new token is cached in turn");
+}
+
+#[tokio::test]
+async fn ga_a_token_about_to_expire_is_not_reused_and_not_cached() {
+    let f = GaFixture::new();
+    f.google.set_users(5);
+    // Less than the minute of margin: each run asks for its own token,
+    // without first sending one that would lapse on the way.
+    f.google.set_token_lifetime(Duration::from_secs(45));
+    let cache = f.cache_path();
+    for run in 1..=2 {
+        assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+        assert_eq!(f.calls(), (run, run));
+    }
+    assert!(!cache.exists());
+
+    // Enough to reuse: it is reused.
+    f.google.set_token_lifetime(Duration::from_secs(120));
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(5));
+    assert_eq!(f.calls(), (3, 4));
+}
+
+#[tokio::test]
+async fn ga_a_revoked_cached_token_is_replaced_and_a_refused_replacement_is_a_clear_error() {
+    let f = GaFixture::new();
+    f.google.set_users(9);
+    let cache = f.cache_path();
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(9));
+    f.google.revoke_tokens();
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(9));
+    assert_eq!(f.calls(), (2, 3));
+
+    // Revoked again, and the token endpoint refuses the account now.
+    f.google.revoke_tokens();
+    f.google.fail_next_token(Fault::oauth(
+        400,
+        "invalid_grant",
+        "Invalid grant: account not found",
+    ));
+    let r = f.cached_source(&cache, TIMEOUT).online_users().await;
+    assert!(
+        matches!(&r, Err(MetricError::InvalidGrant(m))
+            if m.contains("account not found") && m.contains(&f.account.client_email)),
+        "{r:?}"
+    );
+    assert_eq!(f.calls(), (3, 4), "one refresh, no second report");
+    assert!(!cache.exists(), "the refused token is not kept");
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(9));
+    assert_eq!(f.calls(), (4, 5));
+
+    // Revoked again, and the report refuses the new token too.
+    f.google.revoke_tokens();
+    let unauthenticated = || {
+        Fault::rpc(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        )
+    };
+    f.google.fail_next_report(unauthenticated());
+    f.google.fail_next_report(unauthenticated());
+    let r = f.cached_source(&cache, TIMEOUT).online_users().await;
+    assert!(
+        matches!(&r, Err(MetricError::Denied(m)) if m.contains("just issued")),
+        "{r:?}"
+    );
+    assert_eq!(f.calls(), (5, 7), "refreshed once, the report retried once");
+    assert!(
+        !cache.exists(),
+        "a refused token is not kept for the next run"
+    );
+    let text = r.unwrap_err().to_string();
+    for token in f.google.issued_tokens() {
+        assert!(!text.contains(&token), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn ga_a_garbage_or_loose_cache_file_is_ignored_and_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = GaFixture::new();
+    f.google.set_users(11);
+    let cache = f.cache_path();
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    let garbage: &[&[u8]] = &[
+        b"",
+        b"{\"version\":1,\"acc",
+        b"\xff\xfe not utf-8",
+        br#"{"version":1,"account":"x","access_token":"ya29.old","expires_at":99999999999}"#,
+        br#"{"version":1,"account":"x","access_token":"ya29.old","expires_at":-1}"#,
+    ];
+    for (i, bytes) in garbage.iter().enumerate() {
+        std::fs::write(&cache, bytes).unwrap();
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            f.cached_source(&cache, TIMEOUT).online_users().await,
+            Ok(11)
+        );
+        assert_eq!(
+            f.calls(),
+            (i + 1, i + 1),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert_eq!(
+            cached(&cache)["access_token"],
+            f.google.issued_tokens()[i].as_str()
+        );
+        assert_eq!(mode(&cache), 0o600);
+    }
+
+    // A good token in a file others may read is not trusted: replaced, 0600.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let n = f.calls().0;
+    assert_eq!(
+        f.cached_source(&cache, TIMEOUT).online_users().await,
+        Ok(11)
+    );
+    assert_eq!(f.calls().0, n + 1);
+    assert_eq!(mode(&cache), 0o600);
+}
+
+#[tokio::test]
+async fn ga_the_cache_keeps_one_accounts_token_from_another() {
+    // Two token endpoints (two Googles, as a key file of another project
+    // would be) share one cache file: neither sends the other's token.
+    let a = GaFixture::new();
+    let b = GaFixture::new();
+    a.google.set_users(1);
+    b.google.set_users(2);
+    let cache = a.cache_path();
+    assert_eq!(a.cached_source(&cache, TIMEOUT).online_users().await, Ok(1));
+    assert_eq!(b.cached_source(&cache, TIMEOUT).online_users().await, Ok(2));
+    assert_eq!(b.calls(), (1, 1));
+    assert_eq!(
+        b.google.report_requests()[0].bearer.as_ref(),
+        Some(&b.google.issued_tokens()[0])
+    );
+    assert_eq!(a.cached_source(&cache, TIMEOUT).online_users().await, Ok(1));
+    assert_eq!(a.calls(), (2, 2));
+}
+
+#[tokio::test]
+async fn ga_a_symlink_in_the_caches_place_is_not_followed_and_runs_still_work() {
+    let f = GaFixture::new();
+    f.google.set_users(21);
+    // A valid cache file for this very account, elsewhere.
+    let elsewhere = f._dir.path().join("elsewhere.json");
+    assert_eq!(
+        f.cached_source(&elsewhere, TIMEOUT).online_users().await,
+        Ok(21)
+    );
+    let planted = std::fs::read(&elsewhere).unwrap();
+    assert_eq!(f.calls(), (1, 1));
+
+    let cache = f.cache_path();
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &cache).unwrap();
+    for run in 2..=3 {
+        assert_eq!(
+            f.cached_source(&cache, TIMEOUT).online_users().await,
+            Ok(21)
+        );
+        assert_eq!(f.calls(), (run, run), "the linked token was not read");
+    }
+    assert!(
+        std::fs::symlink_metadata(&cache)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was not replaced"
+    );
+    assert_eq!(
+        std::fs::read(&elsewhere).unwrap(),
+        planted,
+        "nor written through"
+    );
+}
+
+#[tokio::test]
+async fn ga_a_read_only_cache_is_used_but_never_written() {
+    // What `--dry-run` gets.
+    let f = GaFixture::new();
+    f.google.set_users(3);
+    let cache = f.cache_path();
+    let read_only = |path: &Path| {
+        let mut s = settings(&f.google, f.key_file.clone(), Some(30));
+        s.token_cache = TokenCache::ReadOnly(path.to_path_buf());
+        Ga::new(&s, TIMEOUT).unwrap()
+    };
+    assert_eq!(read_only(&cache).online_users().await, Ok(3));
+    assert!(!cache.exists() && !cache.parent().unwrap().exists());
+
+    assert_eq!(f.cached_source(&cache, TIMEOUT).online_users().await, Ok(3));
+    let written = std::fs::read(&cache).unwrap();
+    assert_eq!(read_only(&cache).online_users().await, Ok(3));
+    assert_eq!(f.calls(), (2, 3), "the cached token was used");
+
+    // A refused token is not even removed.
+    f.google.revoke_tokens();
+    assert_eq!(read_only(&cache).online_users().await, Ok(3));
+    assert_eq!(std::fs::read(&cache).unwrap(), written);
 }
 
 // ---------------------------------------------------------------------------

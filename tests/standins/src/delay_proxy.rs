@@ -6,8 +6,11 @@
 //! error document (`<ErrorResponse><Error><Code>AccessDenied</Code>…`), the
 //! shape RDS and ElastiCache really send, to exercise access denials,
 //! throttling and 5xx over the wire. Every request it saw is recorded (with
-//! its query-protocol `Action`), so tests can count calls and read parameters.
+//! its query-protocol `Action`), so tests can count calls and read parameters,
+//! and the most requests it held at once is counted, so a test can tell
+//! calls made together from calls made one after another without timing them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -108,6 +112,37 @@ pub struct Proxy {
     latency: Latency,
     faults: Arc<Mutex<Vec<Fault>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    flight: Arc<Flight>,
+}
+
+/// Requests received and not yet answered (their latency included).
+#[derive(Default)]
+struct Flight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// Counts one request in flight until dropped (answered, or abandoned by
+/// the client).
+struct Aboard(Arc<Flight>);
+
+impl Aboard {
+    fn new(flight: &Arc<Flight>) -> Aboard {
+        let now = flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+        flight.max.fetch_max(now, Ordering::SeqCst);
+        Aboard(flight.clone())
+    }
+}
+
+impl Drop for Aboard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn count_in_flight(State(flight): State<Arc<Flight>>, req: Request, next: Next) -> Response {
+    let _aboard = Aboard::new(&flight);
+    next.run(req).await
 }
 
 impl Proxy {
@@ -126,12 +161,18 @@ impl Proxy {
             latency: Latency::new(latency),
             faults: Arc::default(),
             seen: Arc::default(),
+            flight: Arc::default(),
         })
     }
 
     pub fn router(&self) -> Router {
         self.latency
             .layer(Router::new().fallback(forward).with_state(self.clone()))
+            // Outside the latency: a request waiting out its delay is in flight.
+            .layer(middleware::from_fn_with_state(
+                self.flight.clone(),
+                count_in_flight,
+            ))
     }
 
     /// Serves this proxy on a free loopback port.
@@ -155,6 +196,12 @@ impl Proxy {
     /// The requests received so far, oldest first.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The most requests held at once so far: 1 for calls made one after
+    /// another, N for N calls in flight together.
+    pub fn max_in_flight(&self) -> usize {
+        self.flight.max.load(Ordering::SeqCst)
     }
 
     /// The `Action` of each request received so far.
@@ -347,6 +394,20 @@ mod tests {
         assert!(p.take_fault(None).is_some() && p.take_fault(Some("X")).is_some());
         p.clear_faults();
         assert!(p.take_fault(Some("X")).is_none());
+    }
+
+    #[test]
+    fn requests_in_flight_are_counted_until_answered_or_abandoned() {
+        let flight = Arc::new(Flight::default());
+        let a = Aboard::new(&flight);
+        let b = Aboard::new(&flight);
+        drop(a);
+        let c = Aboard::new(&flight);
+        assert_eq!(flight.max.load(Ordering::SeqCst), 2);
+        drop((b, c));
+        assert_eq!(flight.now.load(Ordering::SeqCst), 0);
+        let _d = Aboard::new(&flight);
+        assert_eq!(flight.max.load(Ordering::SeqCst), 2);
     }
 
     #[test]
