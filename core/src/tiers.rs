@@ -260,9 +260,10 @@ impl TierTable {
     /// The smallest tier whose capacity holds `users` plus the headroom;
     /// above the top tier, the top tier (flagged).
     pub fn needed(&self, users: u32, headroom_percent: u32) -> Needed {
-        // Integer arithmetic: demand = ceil(users * (100 + headroom) / 100).
-        let demand = (u64::from(users) * (100 + u64::from(headroom_percent))).div_ceil(100);
-        match self.tiers.iter().find(|t| u64::from(t.capacity) >= demand) {
+        // Integer arithmetic: demand = ceil(users * (100 + headroom) / 100),
+        // in u128 so that no u32 inputs can overflow it (u64 can: u32::MAX²).
+        let demand = (u128::from(users) * (100 + u128::from(headroom_percent))).div_ceil(100);
+        match self.tiers.iter().find(|t| u128::from(t.capacity) >= demand) {
             Some(t) => Needed {
                 capacity: t.capacity,
                 above_top: false,
@@ -599,6 +600,20 @@ mod tests {
         };
         let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
         assert!(e.contains("min 5 greater than max 3"), "{e}");
+    }
+
+    #[test]
+    fn needed_does_not_overflow_at_u32_max_users_and_headroom() {
+        let t = table();
+        assert_eq!(
+            t.needed(u32::MAX, u32::MAX),
+            Needed {
+                capacity: 5000,
+                above_top: true
+            }
+        );
+        assert_eq!(t.needed(0, u32::MAX).capacity, 600);
+        assert_eq!(t.needed(1, u32::MAX).capacity, 5000);
     }
 
     #[test]
