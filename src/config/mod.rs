@@ -702,6 +702,56 @@ tiers:
     }
 
     #[test]
+    fn replicas_that_are_not_a_count_say_what_a_replica_count_is() {
+        let cases = [
+            (
+                "web: 4",
+                "web: -1",
+                "invalid value: integer `-1`, expected a whole number of replicas",
+            ),
+            (
+                "web: 4",
+                "web: [4]",
+                "invalid type: sequence, expected a whole number of replicas, or { min: N, max: M }",
+            ),
+            ("web: 4", "web: 2.5", "invalid type: floating point `2.5`"),
+            ("web: 4", "web: '4'", "invalid type: string \"4\""),
+            (
+                "web: 4",
+                "web: 5000000000",
+                "invalid value: integer `5000000000`",
+            ),
+            (
+                "max: 20",
+                "max: -20",
+                "invalid type: integer `-20`, expected u32",
+            ),
+            ("max: 20", "mx: 20", "unknown field `mx`"),
+            // Within u32 but beyond Kubernetes' int32: the tier says so.
+            (
+                "web: 4",
+                "web: 3000000000",
+                "tiers[1] (line 13): `web` min is 3000000000, more than 2147483647",
+            ),
+            (
+                "max: 20",
+                "max: 2147483648",
+                "`web` max is 2147483648, more than 2147483647",
+            ),
+            (
+                "capacity: 200",
+                "capacity: 2147483648",
+                "capacity 2147483648 is more than 2147483647",
+            ),
+        ];
+        for (from, to, says) in cases {
+            let e = err(&format!("{MINIMAL}{}", TIERS.replace(from, to)));
+            assert!(e.contains(says), "{to}: {e}");
+            assert!(e.contains("line"), "{to}: {e}");
+        }
+    }
+
+    #[test]
     fn an_upgrade_capacity_must_be_a_tier() {
         let c = ok(MINIMAL);
         assert_eq!(c.tier_capacity(2000), Ok(2000));

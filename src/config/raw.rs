@@ -159,12 +159,43 @@ pub struct RawTier {
     pub rds_instance_class: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `web: 2` or `web: { min: 2, max: 20 }`. Not `#[serde(untagged)]`: that
+/// buffers the value whole before trying each form (an alias could make it
+/// huge) and says only "did not match any variant" when neither fits.
+#[derive(Debug)]
 pub enum RawReplicas {
     Min(u32),
     Range(RawRange),
 }
+
+impl<'de> Deserialize<'de> for RawReplicas {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Unexpected, Visitor, value::MapAccessDeserializer};
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = RawReplicas;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number of replicas, or { min: N, max: M }")
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawReplicas, E> {
+                u32::try_from(v)
+                    .map(RawReplicas::Min)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawReplicas, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawReplicas, A::Error> {
+                RawRange::deserialize(MapAccessDeserializer::new(map)).map(RawReplicas::Range)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
