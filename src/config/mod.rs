@@ -124,6 +124,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, UsageError> {
     let at = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    raw::check_size(text).map_err(at)?;
     let raw: RawConfig = match serde_yaml::from_str::<Option<RawConfig>>(text) {
         Ok(Some(raw)) => raw,
         Ok(None) => return Err(at("the file is empty; `services` is required".into())),
@@ -749,6 +750,69 @@ tiers:
             assert!(e.contains(says), "{to}: {e}");
             assert!(e.contains("line"), "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_is_expanded() {
+        // One 100 kB string used 2000 times would be 200 MB of config.
+        let big = "x".repeat(100_000);
+        let uses = vec!["*s"; 2000].join(", ");
+        let e = err(&format!(
+            "{MINIMAL}aws_region: &s {big}\nskip_dates: [{uses}]\n"
+        ));
+        assert!(
+            e.starts_with("c.yaml: skip_dates[")
+                && e.contains(": the config holds more than 20000 values or 1048576 bytes")
+                && e.contains("aliases"),
+            "{e}"
+        );
+        // Nested lists ("billion laughs") inside replicas.
+        let mut text = format!("{MINIMAL}{}", TIERS.replace("web: 4", "web: *l9"));
+        let mut levels = String::from("&l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]");
+        for i in 1..10 {
+            levels = format!(
+                "{levels}\nx{i}: &l{i} [{}]",
+                vec![format!("*l{}", i - 1); 10].join(", ")
+            );
+        }
+        text = text.replace("tiers:\n", &format!("skip_dates: {levels}\ntiers:\n"));
+        let e = err(&text);
+        assert!(
+            e.contains("aliases") || e.contains("repetition limit"),
+            "{e}"
+        );
+        // Aliases within bounds are fine.
+        let c = ok(&format!(
+            "{MINIMAL}tiers:\n  - capacity: 100\n    replicas: {{ istio-ingress: 2, web: &w 2 }}\n  \
+             - capacity: 200\n    replicas: {{ istio-ingress: 3, web: *w }}\n"
+        ));
+        assert_eq!(c.policy.tiers.capacities(), vec![100, 200]);
+    }
+
+    #[test]
+    fn a_config_over_a_mebibyte_is_refused() {
+        let text = format!("{MINIMAL}# {}\n", "x".repeat(1024 * 1024));
+        assert_eq!(
+            err(&text),
+            format!(
+                "c.yaml: the file has {} bytes, more than the 1048576 a config may have",
+                text.len()
+            )
+        );
+    }
+
+    #[test]
+    fn a_long_unknown_key_is_named_without_a_quadratic_suggestion() {
+        let key = "k".repeat(300_000);
+        let started = std::time::Instant::now();
+        let e = err(&format!("{MINIMAL}? {key}\n: 1\n"));
+        assert!(
+            e.contains("unknown field `kkk") && !e.contains("did you mean"),
+            "{}",
+            &e[..80]
+        );
+        // An explicit key (`? `) may be this long. The edit distance against every key took seconds here in debug builds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
