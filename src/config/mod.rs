@@ -816,6 +816,41 @@ tiers:
     }
 
     #[test]
+    fn a_cluster_name_over_64_characters_is_refused_naming_its_key() {
+        let long = "c".repeat(65);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: {long}\n"));
+        assert_eq!(
+            e,
+            "c.yaml: eks_cluster_name (line 8): the cluster name (the run lock's and the \
+             records' scope) is 65 characters, more than 64"
+        );
+        // Without eks_cluster_name the context is the name, and the fix is said.
+        let arn = format!(
+            "arn:aws:eks:us-east-2:123456789012:cluster/{}",
+            "p".repeat(30)
+        );
+        let e = err(&format!("{MINIMAL}cluster_context: '{arn}'\n"));
+        assert!(
+            e.starts_with("c.yaml: cluster_context (line 8): ")
+                && e.contains("73 characters, more than 64; set eks_cluster_name"),
+            "{e}"
+        );
+        // A context that appends eks_cluster_name is judged by the name alone.
+        let c = ok(&format!(
+            "{MINIMAL}cluster_context: '{arn}/'\neks_cluster_name: prod\n"
+        ));
+        assert_eq!(c.policy.cluster, "prod");
+        // 64 characters, counted as characters, not bytes.
+        let c = ok(&format!("{MINIMAL}eks_cluster_name: {}\n", "é".repeat(64)));
+        assert_eq!(c.policy.cluster.chars().count(), 64);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: \"a\\nb\"\n"));
+        assert!(
+            e.contains("eks_cluster_name") && e.contains("control character"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn an_upgrade_capacity_must_be_a_tier() {
         let c = ok(MINIMAL);
         assert_eq!(c.tier_capacity(2000), Ok(2000));
