@@ -703,6 +703,65 @@ tiers:
     }
 
     #[test]
+    fn a_cluster_name_over_64_characters_is_refused_naming_its_key() {
+        let long = "c".repeat(65);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: {long}\n"));
+        assert_eq!(
+            e,
+            "c.yaml: eks_cluster_name (line 8): the cluster name (the run lock's and the \
+             records' scope) is 65 characters, more than 64"
+        );
+        // Without eks_cluster_name the context is the name, and the fix is said.
+        let arn = format!(
+            "arn:aws:eks:us-east-2:123456789012:cluster/{}",
+            "p".repeat(30)
+        );
+        let e = err(&format!("{MINIMAL}cluster_context: '{arn}'\n"));
+        assert!(
+            e.starts_with("c.yaml: cluster_context (line 8): ")
+                && e.contains("73 characters, more than 64; set eks_cluster_name"),
+            "{e}"
+        );
+        // A context that appends eks_cluster_name is judged by the name alone.
+        let c = ok(&format!(
+            "{MINIMAL}cluster_context: '{arn}/'\neks_cluster_name: prod\n"
+        ));
+        assert_eq!(c.policy.cluster, "prod");
+        // 64 characters, counted as characters, not bytes.
+        let c = ok(&format!("{MINIMAL}eks_cluster_name: {}\n", "é".repeat(64)));
+        assert_eq!(c.policy.cluster.chars().count(), 64);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: \"a\\nb\"\n"));
+        assert!(
+            e.contains("eks_cluster_name") && e.contains("control character"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mysql_port_zero_or_out_of_range_is_refused() {
+        let base = format!("{MINIMAL}mysql_host: db\nmysql_user: u\nmysql_db: d\n");
+        let e = err(&format!("{base}mysql_port: 0\n"));
+        assert_eq!(
+            e,
+            "c.yaml: mysql_port (line 11): must be a TCP port, 1..=65535, got 0"
+        );
+        for bad in ["65536", "-1", "3306.5", "99999999999999999999"] {
+            let e = err(&format!("{base}mysql_port: {bad}\n"));
+            assert!(
+                e.contains("mysql_port") && e.contains("line 11"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            ok(&format!("{base}mysql_port: 65535\n"))
+                .mysql
+                .unwrap()
+                .port,
+            65535
+        );
+    }
+
+    #[test]
     fn replicas_that_are_not_a_count_say_what_a_replica_count_is() {
         let cases = [
             (
@@ -813,41 +872,6 @@ tiers:
         );
         // An explicit key (`? `) may be this long. The edit distance against every key took seconds here in debug builds.
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
-    }
-
-    #[test]
-    fn a_cluster_name_over_64_characters_is_refused_naming_its_key() {
-        let long = "c".repeat(65);
-        let e = err(&format!("{MINIMAL}eks_cluster_name: {long}\n"));
-        assert_eq!(
-            e,
-            "c.yaml: eks_cluster_name (line 8): the cluster name (the run lock's and the \
-             records' scope) is 65 characters, more than 64"
-        );
-        // Without eks_cluster_name the context is the name, and the fix is said.
-        let arn = format!(
-            "arn:aws:eks:us-east-2:123456789012:cluster/{}",
-            "p".repeat(30)
-        );
-        let e = err(&format!("{MINIMAL}cluster_context: '{arn}'\n"));
-        assert!(
-            e.starts_with("c.yaml: cluster_context (line 8): ")
-                && e.contains("73 characters, more than 64; set eks_cluster_name"),
-            "{e}"
-        );
-        // A context that appends eks_cluster_name is judged by the name alone.
-        let c = ok(&format!(
-            "{MINIMAL}cluster_context: '{arn}/'\neks_cluster_name: prod\n"
-        ));
-        assert_eq!(c.policy.cluster, "prod");
-        // 64 characters, counted as characters, not bytes.
-        let c = ok(&format!("{MINIMAL}eks_cluster_name: {}\n", "é".repeat(64)));
-        assert_eq!(c.policy.cluster.chars().count(), 64);
-        let e = err(&format!("{MINIMAL}eks_cluster_name: \"a\\nb\"\n"));
-        assert!(
-            e.contains("eks_cluster_name") && e.contains("control character"),
-            "{e}"
-        );
     }
 
     #[test]
