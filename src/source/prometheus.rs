@@ -219,6 +219,13 @@ mod tests {
             (200, vector(&["1", "2"]), Err("returned 2 series")),
             (200, vector(&["NaN"]), Err("not a finite number")),
             (200, vector(&["-1"]), Err("negative")),
+            (200, vector(&["+Inf"]), Err("is +Inf, not a finite number")),
+            (200, vector(&["-Inf"]), Err("not a finite number")),
+            (200, vector(&["1e308"]), Err("is 1e308, more than 2147483647")),
+            (200, vector(&["2147483648"]), Err("more than 2147483647 (2^31-1)")),
+            (200, vector(&["2147483647"]), Ok(2147483647)),
+            (200, vector(&["-0.2"]), Err("negative")),
+            (200, vector(&["0.5"]), Ok(1)),
             (
                 200,
                 r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#.into(),
