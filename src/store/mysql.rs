@@ -22,6 +22,7 @@ use super::file::FileStore;
 use super::{Recorded, RunStore, StoreError};
 use crate::config::MysqlSettings;
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
+use hpa_tier_core::tiers::MAX_COUNT;
 
 /// The runs table.
 pub const RUNS_TABLE: &str = "hpa_tier_runs";
@@ -243,7 +244,7 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         v => serde_json::from_value(v).map_err(|e| format!("notified: {e}"))?,
     };
     let forecast_capacity = opt_u32(take(), "forecast_capacity")?;
-    Ok(RunRecord {
+    let record = RunRecord {
         run_id,
         started_at,
         finished_at,
@@ -258,7 +259,12 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         hold_until,
         notified,
         forecast_capacity,
-    })
+    };
+    // Named by run_id, so the operator can find the row to fix.
+    record
+        .validate()
+        .map_err(|e| format!("run_id {:?}: {e}", record.run_id))?;
+    Ok(record)
 }
 
 /// What an SRE can do about a server error, by code.
@@ -640,6 +646,11 @@ impl RunStore for MysqlStore {
                 let at =
                     timestamp_of(&at).map_err(|e| self.not_a_record(format!("started_at: {e}")))?;
                 let users = mysql_async::from_value_opt::<u32>(users)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| match u {
+                        u if u > MAX_COUNT => Err(format!("{u}, more than {MAX_COUNT} (2^31-1)")),
+                        u => Ok(u),
+                    })
                     .map_err(|e| self.not_a_record(format!("users: {e}")))?;
                 Ok((at, users))
             })
