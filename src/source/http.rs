@@ -84,8 +84,9 @@ fn pointer_label(p: &str) -> &str {
     if p.is_empty() { "(whole document)" } else { p }
 }
 
-/// Parses `body` as JSON and reads the number at `pointer`.
-fn users_at_pointer(body: &str, pointer: &str) -> Result<u32, String> {
+/// Parses `body` as JSON and reads the number at `pointer`: the whole of
+/// what the HTTP source makes of an answer (public for the fuzz tests).
+pub fn users_at_pointer(body: &str, pointer: &str) -> Result<u32, String> {
     let doc: Value = serde_json::from_str(body)
         .map_err(|e| format!("the answer is not JSON ({e}): {}", snippet(body)))?;
     let Some(v) = doc.pointer(pointer) else {

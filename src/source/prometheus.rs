@@ -82,7 +82,7 @@ impl MetricSource for Prometheus {
 
 /// Why an answer gives no number.
 #[derive(Debug, PartialEq)]
-enum Answer {
+pub enum Answer {
     /// Prometheus said no (a non-2xx status, its `error` quoted).
     Refused(String),
     /// It answered, but not with exactly one number.
@@ -90,8 +90,9 @@ enum Answer {
 }
 
 /// The API's envelope: `{"status": "success", "data": {"resultType", "result"}}`
-/// or `{"status": "error", "errorType", "error"}`.
-fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
+/// or `{"status": "error", "errorType", "error"}`. The whole of what the
+/// source makes of an answer (public for the fuzz tests).
+pub fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
     let doc: Option<Value> = serde_json::from_str(body).ok();
     let field = |name: &str| {
         doc.as_ref()
