@@ -7,11 +7,14 @@
 # added latency: in production it sits in the same VPC) and moto, then lets
 # scripts/bench/run.py start the Google, Kubernetes and Feishu stand-ins with
 # L added to every response and a delay-proxy adding L in front of moto, and
-# time four scenarios: (a) `check` moving six HPAs up one tier, (b) `check`
-# with nothing to do, (c) `check` moving 60 HPAs (ten namespaces × six
-# services) up one tier, (d) `tiers`. It prints a Markdown table (median and
-# max wall time, wall time / L, peak RSS) and exits 1 naming any budget
-# missed. Not a test: timings belong to the machine it runs on.
+# time: (a) `check` moving six HPAs up one tier, (b) `check` with nothing to
+# do, (c) `check` moving 60 HPAs (ten namespaces × six services) up one tier,
+# (d) `tiers`, (e) (b) with five weeks of records in MySQL and the forecast
+# reading them, (f) (b) on the file store and (g) with five weeks of samples
+# there. Each runs warm (the GA token cached by the warm-up run). It prints a
+# Markdown table (round trips, median and max wall time, median / L, peak
+# RSS, the verdict) and exits 1 naming any budget missed. Not a test:
+# timings belong to the machine it runs on.
 #
 # Everything it starts is stopped when it ends; nothing leaves loopback.
 set -euo pipefail
@@ -25,7 +28,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --latency-ms) latency=${2:?--latency-ms needs a value}; shift 2 ;;
     --runs) runs=${2:?--runs needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

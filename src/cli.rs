@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use hpa_tier_core::duration;
+use hpa_tier_core::tiers::MAX_COUNT;
 use jiff::SignedDuration;
 
 /// Keeps the HorizontalPodAutoscalers of an EKS platform sized for the number
@@ -62,7 +63,8 @@ pub enum Command {
     /// patch the HPAs, record, notify. What cron runs.
     Check {
         /// Use N online users instead of the metric source (what-if, drills, CI).
-        #[arg(long, value_name = "N")]
+        /// At most 2147483647 (2^31-1), like any source's reading.
+        #[arg(long, value_name = "N", value_parser = count_parser(0))]
         users: Option<u32>,
     },
     /// Move to the tier of exactly CAPACITY (e.g. before a known event).
@@ -71,6 +73,7 @@ pub enum Command {
     /// requires none.
     Upgrade {
         /// A capacity from the tier table (`hpa-tier tiers` lists them).
+        #[arg(value_parser = count_parser(1))]
         capacity: u32,
         /// Skip the prerequisite check. The database or cache may then be too
         /// small for the pods you add.
@@ -93,6 +96,24 @@ pub enum Command {
               value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
     },
+}
+
+/// A whole number from `min` to [`MAX_COUNT`]; anything else (a sign, a
+/// fraction, 20 digits) is a usage error (exit 2) that says the range.
+fn count_parser(min: u32) -> impl Fn(&str) -> Result<u32, String> + Clone + Send + Sync {
+    move |text| {
+        let t = text.trim();
+        t.parse::<u64>()
+            .ok()
+            .filter(|n| {
+                t.bytes().all(|b| b.is_ascii_digit())
+                    && (u64::from(min)..=u64::from(MAX_COUNT)).contains(n)
+            })
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                format!("`{text}` is not a whole number from {min} to {MAX_COUNT} (2^31-1)")
+            })
+    }
 }
 
 /// The longest `--hold`: a forgotten hold runs out by itself within a month.
@@ -168,6 +189,35 @@ mod tests {
             Cli::try_parse_from(["hpa-tier", "-c", "x.yaml", "check", "--users", "1500"]).unwrap();
         assert!(matches!(cli.command, Command::Check { users: Some(1500) }));
         assert_eq!(cli.config_path(), PathBuf::from("x.yaml"));
+    }
+
+    #[test]
+    fn users_and_capacities_past_2_pow_31_are_usage_errors_that_say_the_range() {
+        let cases: [&[&str]; 5] = [
+            &["check", "--users", "2147483648"],
+            &["check", "--users", "99999999999999999999"],
+            &["check", "--users", "-1"],
+            &["upgrade", "4294967295"],
+            &["upgrade", "0"],
+        ];
+        for args in cases {
+            let e = Cli::try_parse_from(["hpa-tier"].iter().chain(args)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("is not a whole number from ")
+                    && msg.contains(" to 2147483647 (2^31-1)")
+                    || msg.contains("unexpected argument '-1'"),
+                "{args:?}: {msg}"
+            );
+        }
+        let cli = Cli::try_parse_from(["hpa-tier", "check", "--users", "2147483647"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Check {
+                users: Some(2147483647)
+            }
+        ));
     }
 
     #[test]

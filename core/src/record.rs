@@ -5,6 +5,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::tiers::MAX_COUNT;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommandKind {
@@ -109,6 +111,28 @@ pub struct Hold {
 }
 
 impl RunRecord {
+    /// Whether a record read back (a hand-edited line, a row written by
+    /// something else) holds only counts this tool could have written: at
+    /// most [`MAX_COUNT`]. A store refuses another rather than let it into a
+    /// decision. (What MySQL itself refuses — a year it cannot hold, a
+    /// run_id too long — stays on the spool and is announced, not dropped.)
+    pub fn validate(&self) -> Result<(), String> {
+        let counts = [
+            ("users", self.users),
+            ("needed_capacity", self.needed_capacity),
+            ("from_capacity", self.from_capacity),
+            ("to_capacity", self.to_capacity),
+            ("forecast_capacity", self.forecast_capacity),
+        ];
+        match counts
+            .into_iter()
+            .find_map(|(f, v)| v.filter(|v| *v > MAX_COUNT).map(|v| (f, v)))
+        {
+            Some((field, v)) => Err(format!("{field} is {v}, more than {MAX_COUNT} (2^31-1)")),
+            None => Ok(()),
+        }
+    }
+
     /// An `upgrade` that took effect: the source of holds.
     pub fn is_effective_upgrade(&self) -> bool {
         self.command == CommandKind::Upgrade && self.outcome.took_effect()
@@ -157,6 +181,48 @@ impl RunRecord {
             hold_until: None,
             notified: vec![],
             forecast_capacity: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RunRecord {
+        RunRecord::check_needing(2000, 2000, "2026-03-02T12:00:00Z".parse().unwrap(), 5)
+    }
+
+    #[test]
+    fn a_record_with_counts_this_tool_could_have_written_validates() {
+        record().validate().unwrap();
+        let mut r = record();
+        r.users = Some(MAX_COUNT);
+        r.forecast_capacity = Some(MAX_COUNT);
+        r.validate().unwrap();
+    }
+
+    #[test]
+    fn a_count_past_2_pow_31_names_the_field() {
+        type Spoil = fn(&mut RunRecord);
+        let cases: [(Spoil, &str); 3] = [
+            (
+                |r| r.users = Some(u32::MAX),
+                "users is 4294967295, more than 2147483647 (2^31-1)",
+            ),
+            (
+                |r| r.to_capacity = Some(MAX_COUNT + 1),
+                "to_capacity is 2147483648, more than 2147483647 (2^31-1)",
+            ),
+            (
+                |r| r.forecast_capacity = Some(u32::MAX),
+                "forecast_capacity is 4294967295, more than 2147483647 (2^31-1)",
+            ),
+        ];
+        for (spoil, says) in cases {
+            let mut r = record();
+            spoil(&mut r);
+            assert_eq!(r.validate().unwrap_err(), says);
         }
     }
 }

@@ -5,6 +5,13 @@
 
 use serde::Serialize;
 
+/// The largest count of replicas, users or capacity the tool takes from
+/// anywhere (config, command line, wire, records): 2^31−1. Kubernetes keeps
+/// replicas as int32, so a larger one cannot be patched; users and
+/// capacities share the bound so every number of a run record is a valid
+/// INT and no sum or product of them (headroom, margins) nears overflow.
+pub const MAX_COUNT: u32 = i32::MAX as u32;
+
 /// Replicas of one service in one tier. `max: None` means "leave maxReplicas
 /// alone unless it is below min".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -111,6 +118,8 @@ impl std::fmt::Display for TierError {
 pub enum TierProblem {
     #[error("capacity must be at least 1")]
     ZeroCapacity,
+    #[error("capacity {0} is more than {MAX_COUNT} (2^31-1)")]
+    CapacityTooLarge(u32),
     #[error("capacity {0} appears twice")]
     DuplicateCapacity(u32),
     #[error("capacities must be in increasing order, but {capacity} comes after {previous}")]
@@ -128,6 +137,15 @@ pub enum TierProblem {
     ZeroReplicas { service: String, min: u32 },
     #[error("`{service}` has min {min} greater than max {max}")]
     MinAboveMax { service: String, min: u32, max: u32 },
+    #[error(
+        "`{service}` {field} is {value}, more than {MAX_COUNT} (2^31-1), the most a \
+         Kubernetes HPA's replicas can be"
+    )]
+    ReplicasTooLarge {
+        service: String,
+        field: &'static str,
+        value: u32,
+    },
 }
 
 impl TierError {
@@ -183,9 +201,11 @@ impl TierProblem {
             TierProblem::UnknownService { service, .. }
             | TierProblem::ZeroReplicas { service, .. }
             | TierProblem::MinAboveMax { service, .. }
+            | TierProblem::ReplicasTooLarge { service, .. }
             | TierProblem::MissingService(service)
             | TierProblem::DuplicateService(service) => Some(service),
             TierProblem::ZeroCapacity
+            | TierProblem::CapacityTooLarge(_)
             | TierProblem::DuplicateCapacity(_)
             | TierProblem::Unsorted { .. } => None,
         }
@@ -260,9 +280,10 @@ impl TierTable {
     /// The smallest tier whose capacity holds `users` plus the headroom;
     /// above the top tier, the top tier (flagged).
     pub fn needed(&self, users: u32, headroom_percent: u32) -> Needed {
-        // Integer arithmetic: demand = ceil(users * (100 + headroom) / 100).
-        let demand = (u64::from(users) * (100 + u64::from(headroom_percent))).div_ceil(100);
-        match self.tiers.iter().find(|t| u64::from(t.capacity) >= demand) {
+        // Integer arithmetic: demand = ceil(users * (100 + headroom) / 100),
+        // in u128 so that no u32 inputs can overflow it (u64 can: u32::MAX²).
+        let demand = (u128::from(users) * (100 + u128::from(headroom_percent))).div_ceil(100);
+        match self.tiers.iter().find(|t| u128::from(t.capacity) >= demand) {
             Some(t) => Needed {
                 capacity: t.capacity,
                 above_top: false,
@@ -291,6 +312,9 @@ fn build_tier(
 ) -> Result<Tier, TierProblem> {
     if spec.capacity == 0 {
         return Err(TierProblem::ZeroCapacity);
+    }
+    if spec.capacity > MAX_COUNT {
+        return Err(TierProblem::CapacityTooLarge(spec.capacity));
     }
     if let Some(prev) = below {
         if spec.capacity == prev.capacity {
@@ -358,6 +382,16 @@ fn column_replicas(
             return Err(TierProblem::ZeroReplicas {
                 service: service.clone(),
                 min: r.min,
+            });
+        }
+        let too_large = [("min", Some(r.min)), ("max", r.max)]
+            .into_iter()
+            .find_map(|(field, v)| v.filter(|v| *v > MAX_COUNT).map(|v| (field, v)));
+        if let Some((field, value)) = too_large {
+            return Err(TierProblem::ReplicasTooLarge {
+                service: service.clone(),
+                field,
+                value,
             });
         }
         if let Some(max) = r.max
@@ -599,6 +633,51 @@ mod tests {
         };
         let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
         assert!(e.contains("min 5 greater than max 3"), "{e}");
+    }
+
+    #[test]
+    fn replicas_and_capacities_beyond_int32_are_rejected_not_wrapped() {
+        let mut s = spec(100, 1);
+        s.replicas[1].1 = Replicas {
+            min: 1,
+            max: Some(MAX_COUNT + 1),
+        };
+        let e = TierTable::new(vec![s], &ab(), "a").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "tiers[0] (capacity 100): `b` max is 2147483648, more than 2147483647 (2^31-1), \
+             the most a Kubernetes HPA's replicas can be"
+        );
+        let e = TierTable::new(vec![spec(100, u32::MAX)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`a` min is 4294967295"), "{e}");
+        let e = TierTable::new(vec![spec(MAX_COUNT + 1, 1)], &ab(), "a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capacity 2147483648 is more than 2147483647"),
+            "{e}"
+        );
+        // The bound itself is accepted, and its demand does not overflow.
+        let mut top = spec(MAX_COUNT, MAX_COUNT);
+        top.replicas[1].1.max = Some(MAX_COUNT);
+        let t = TierTable::new(vec![spec(100, 1), top], &ab(), "a").unwrap();
+        assert_eq!(t.needed(MAX_COUNT, 1000).capacity, MAX_COUNT);
+    }
+
+    #[test]
+    fn needed_does_not_overflow_at_u32_max_users_and_headroom() {
+        let t = table();
+        assert_eq!(
+            t.needed(u32::MAX, u32::MAX),
+            Needed {
+                capacity: 5000,
+                above_top: true
+            }
+        );
+        assert_eq!(t.needed(0, u32::MAX).capacity, 600);
+        assert_eq!(t.needed(1, u32::MAX).capacity, 5000);
     }
 
     #[test]

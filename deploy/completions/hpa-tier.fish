@@ -37,7 +37,7 @@ complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "status" -d 'Where
 complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "tiers" -d 'The validated tier table, inherited prerequisites filled in'
 complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "schedules" -d 'The scheduled windows of the next days, from the config alone (no network)'
 complete -c hpa-tier -n "__fish_hpa_tier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -l users -d 'Use N online users instead of the metric source (what-if, drills, CI)' -r
+complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -l users -d 'Use N online users instead of the metric source (what-if, drills, CI). At most 2147483647 (2^31-1), like any source\'s reading' -r
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s c -l config -d 'Config file [default: $HPA_TIER_CONFIG, else config/config.yaml]' -r -F
 complete -c hpa-tier -n "__fish_hpa_tier_using_subcommand check" -s o -l output -d 'Output format on stdout; logs always go to stderr' -r -f -a "table\t'For people'
 json\t'One JSON document, for CI and scripts'"

@@ -126,7 +126,8 @@ def mysql(sql, database=None, check=True):
     cmd = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-P3306", "-uroot"]
     if database:
         cmd.append(database)
-    return subprocess.run(cmd + ["-e", sql], capture_output=True, text=True, check=check)
+    # On stdin: a seed of thousands of rows is longer than an argument may be.
+    return subprocess.run(cmd, input=sql, capture_output=True, text=True, check=check)
 
 
 def seed_aws(moto):
@@ -169,7 +170,7 @@ def services_of(copies):
     return out
 
 
-def write_config(path, work, urls, copies):
+def write_config(path, work, urls, copies, store="mysql", forecast="off"):
     services = services_of(copies)
     svc_lines = "".join(
         f"  {s}: {{ hpa: {hpa}, namespace: {ns} }}\n" for s, ns, hpa, _ in services
@@ -208,15 +209,54 @@ scale_down_minutes: 30
 notify_repeat_minutes: 60
 check_time: 5
 timeout_seconds: 10
-mysql_host: "127.0.0.1"
-mysql_port: 3306
-mysql_user: root
-mysql_pwd: ""
-mysql_db: {DB}
-state_file: "{work}/runs.jsonl"
+{mysql_lines(store)}state_file: "{work}/runs.jsonl"
+forecast: {{ mode: {forecast} }}
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def mysql_lines(store):
+    if store != "mysql":
+        return 'mysql_host: ""\n'
+    return ('mysql_host: "127.0.0.1"\nmysql_port: 3306\nmysql_user: root\n'
+            f'mysql_pwd: ""\nmysql_db: {DB}\n')
+
+
+FIVE_WEEKS = 5 * 7 * 288
+
+
+def weekly_users(minutes_ago):
+    """Users of a past run: a daily curve, higher on weekday evenings."""
+    hour = (24 * 60 - minutes_ago % (24 * 60)) / 60
+    return int(300 + 2000 * max(0.0, 1 - abs(hour - 20) / 3))
+
+
+def seed_mysql_history(cluster="prod"):
+    """Five weeks of 5-minute check records, as production leaves them."""
+    rows = []
+    for i in range(1, FIVE_WEEKS + 1):
+        m = 5 * i
+        rows.append(
+            f"('{cluster}', 'seed-{i}', UTC_TIMESTAMP(3) - INTERVAL {m} MINUTE, "
+            f"UTC_TIMESTAMP(3) - INTERVAL {m} MINUTE, 'check', {weekly_users(m)}, 600, 600, "
+            f"600, 'noop', '300 users need tier 600: tier 600 holds them, nothing to do', "
+            f"'{{\"changes\": [], \"errors\": []}}', NULL, '[]', NULL)"
+        )
+    for k in range(0, len(rows), 2000):
+        mysql("INSERT INTO hpa_tier_runs (cluster, run_id, started_at, finished_at, command, "
+              "users, needed_capacity, from_capacity, to_capacity, outcome, message, detail, "
+              "hold_until, notified, forecast_capacity) VALUES " + ", ".join(rows[k:k + 2000]),
+              database=DB)
+
+
+def seed_file_history(work, cluster="prod"):
+    """The file store after five weeks: 72 hours of records, five weeks of samples."""
+    now_ms = int(time.time() * 1000)
+    with open(os.path.join(work, "runs.jsonl.samples"), "w", encoding="utf-8") as f:
+        for i in range(FIVE_WEEKS, 0, -1):
+            f.write(f"{cluster}\t{now_ms - 5 * i * 60_000}\t{weekly_users(5 * i)}\n")
+    os.chmod(os.path.join(work, "runs.jsonl.samples"), 0o600)
 
 
 def spawn_wait(argv, env, out_path, err_path):
@@ -305,7 +345,7 @@ class Bench:
             rss = max(rss, reported[0])
         return code, wall_us / 1e6, rss, read(out), read(err)
 
-    def scenario(self, key, title, args, budget_ms, reset, verify):
+    def scenario(self, key, title, args, budget_ms, trips, reset, verify):
         """One warm-up run (its RSS counts, its time does not), then `runs` timed runs."""
         walls, rsses = [], []
         for i in range(self.a.runs + 1):
@@ -326,6 +366,7 @@ class Bench:
             "walls": walls,
             "rss_kib": max(rsses),
             "budget_ms": budget_ms,
+            "trips": trips,
         }
 
 
@@ -383,7 +424,9 @@ def run_all(a, b):
 
     results = []
 
-    # (a) six HPAs at tier 600, 800 users online: up one tier, to 1000.
+    # (a) six HPAs at tier 600, 800 users online: up one tier, to 1000. The
+    # gather (GA report with the cached token ∥ HPAs ∥ AWS ∥ MySQL), the
+    # patches, the Feishu notice: three round trips.
     log("(a) check: six HPAs up one tier")
     b.start_kube(1)
     write_config(b.config, a.work, b.urls(), 1)
@@ -391,20 +434,20 @@ def run_all(a, b):
     fresh_db()
     results.append(b.scenario(
         "a", "`check`, six HPAs up one tier (600 → 1000)",
-        ["-o", "json", "check"], 5 * L + 100, back_to_600(1),
+        ["-o", "json", "check"], 3.3 * L + 30, 3, back_to_600(1),
         check_report("applied", 6, 1, [("istio-system", "ingressgateway-hpa", 4),
                                         ("prod", "passport", 8)]),
     ))
 
-    # (b) 300 users at tier 600: nothing to do. History accumulates, as in
-    # production (one row per run).
+    # (b) 300 users at tier 600: nothing to do, one round trip. History
+    # accumulates, as in production (one row per run).
     log("(b) check: nothing to do")
     b.start_kube(1)
     b.set_users(300)
     fresh_db()
     results.append(b.scenario(
         "b", "`check`, nothing to do",
-        ["-o", "json", "check"], 3 * L + 100, lambda: None,
+        ["-o", "json", "check"], 1.3 * L + 30, 1, lambda: None,
         check_report("noop", 0, 0, [("istio-system", "ingressgateway-hpa", 2)]),
     ))
 
@@ -416,7 +459,7 @@ def run_all(a, b):
     fresh_db()
     results.append(b.scenario(
         "c", "`check`, 60 HPAs (10 namespaces × 6) up one tier",
-        ["-o", "json", "check"], 6 * L + 300, back_to_600(10),
+        ["-o", "json", "check"], 3.5 * L + 60, 3, back_to_600(10),
         check_report("applied", 60, 1, [("istio-system", "ingressgateway-hpa", 4),
                                          ("prod-10", "passport", 8)]),
     ))
@@ -432,7 +475,42 @@ def run_all(a, b):
             return "the tier table is incomplete"
         return None
 
-    results.append(b.scenario("d", "`tiers`", ["tiers"], 10, lambda: None, tiers_ok))
+    results.append(b.scenario("d", "`tiers`", ["tiers"], 10, 0, lambda: None, tiers_ok))
+
+    # (e) (b) with five weeks of records in MySQL and the forecast on, which
+    # reads them: within 20 ms of (b).
+    log("(e) check: nothing to do, five weeks of history in MySQL, forecast on")
+    b.start_kube(1)
+    b.set_users(300)
+    fresh_db()
+    write_config(b.config, a.work, b.urls(), 1, forecast="advise")
+    b.run_once(["check"])  # the schema, before the seed
+    seed_mysql_history()
+    base = statistics.median(results[1]["walls"]) * 1000
+    results.append(b.scenario(
+        "e", "`check`, nothing to do, 5 weeks of history in MySQL (forecast on)",
+        ["-o", "json", "check"], base + 20, 1, lambda: None,
+        check_report("noop", 0, 0, [("istio-system", "ingressgateway-hpa", 2)]),
+    ))
+
+    # (f) the file store, without history and then with five weeks of it.
+    log("(f) check: nothing to do, file store; then with five weeks of samples")
+    write_config(b.config, a.work, b.urls(), 1, store="file", forecast="advise")
+    for f in ("runs.jsonl", "runs.jsonl.samples"):
+        if os.path.exists(os.path.join(a.work, f)):
+            os.remove(os.path.join(a.work, f))
+    results.append(b.scenario(
+        "f", "`check`, nothing to do, file store (forecast on)",
+        ["-o", "json", "check"], 1.3 * L + 30, 1, lambda: None,
+        check_report("noop", 0, 0, [("istio-system", "ingressgateway-hpa", 2)]),
+    ))
+    seed_file_history(a.work)
+    base = statistics.median(results[-1]["walls"]) * 1000
+    results.append(b.scenario(
+        "g", "`check`, nothing to do, 5 weeks of samples in the file store (forecast on)",
+        ["-o", "json", "check"], base + 20, 1, lambda: None,
+        check_report("noop", 0, 0, [("istio-system", "ingressgateway-hpa", 2)]),
+    ))
 
     feishu = sum(1 for line in b.standins["feishu"].lines() if line.startswith("feishu ["))
     return print_table(results, L, os.path.getsize(a.bin), a.runs, feishu)
@@ -450,32 +528,38 @@ def cpu_model():
 
 
 def print_table(results, L, size, runs, feishu):
-    """The Markdown table (stdout); returns the budgets missed."""
+    """The Markdown table (stdout); returns the budgets missed. A budget is
+    on the median: one slow run of fifteen on a shared machine is noise, a
+    slow median is not. The max is shown beside it."""
     rss_budget = 30
     missed = []
     print(f"hpa-tier benchmark: {os.cpu_count()} cores ({cpu_model()}), injected latency "
-          f"L = {L} ms on Google, Kubernetes, Feishu and AWS, MySQL on loopback; "
-          f"{runs} timed runs per scenario after one warm-up.\n")
-    print("| scenario | median | max | median / L | max / L | budget (max) | peak RSS | |")
+          f"L = {L} ms on Google, Kubernetes, Feishu and AWS, MySQL on loopback, a warm "
+          f"state directory (the GA token cached); {runs} timed runs per scenario after "
+          f"one warm-up.\n")
+    print("| scenario | round trips | median | median / L | max | budget (median) | peak RSS | |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         med = statistics.median(r["walls"]) * 1000
         mx = max(r["walls"]) * 1000
         rss = r["rss_kib"] / 1024
-        if mx > r["budget_ms"]:
-            missed.append(f"({r['key']}) max {mx:.1f} ms > {r['budget_ms']} ms")
+        if med > r["budget_ms"]:
+            missed.append(f"({r['key']}) median {med:.1f} ms > {r['budget_ms']:.0f} ms")
         if rss > rss_budget:
             missed.append(f"({r['key']}) peak RSS {rss:.1f} MiB > {rss_budget} MiB")
-        ok = mx <= r["budget_ms"] and rss <= rss_budget
-        print(f"| ({r['key']}) {r['title']} | {med:.1f} ms | {mx:.1f} ms | {med / L:.2f} | "
-              f"{mx / L:.2f} | ≤ {r['budget_ms']} ms | {rss:.1f} MiB | "
+        ok = med <= r["budget_ms"] and rss <= rss_budget
+        print(f"| ({r['key']}) {r['title']} | {r['trips']} | {med:.1f} ms | {med / L:.2f} | "
+              f"{mx:.1f} ms | ≤ {r['budget_ms']:.0f} ms | {rss:.1f} MiB | "
               f"{'ok' if ok else '**MISSED**'} |")
     size_mib = size / MIB
     if size_mib > 30:
         missed.append(f"binary {size_mib:.1f} MiB > 30 MiB")
     print(f"\nPeak RSS budget ≤ {rss_budget} MiB in every scenario. Stripped release binary: "
           f"{size_mib:.1f} MiB (budget ≤ 30 MiB){'' if size_mib <= 30 else ' **MISSED**'}. "
-          f"Feishu messages received: {feishu} (one per run that changed the tier).")
+          f"Feishu messages received: {feishu} (one per run that changed the tier). "
+          f"Budgets: (a) 3.3 L + 30 ms, (b) and (f) 1.3 L + 30 ms, (c) 3.5 L + 60 ms, "
+          f"(d) 10 ms, (e) (b) + 20 ms, (g) (f) + 20 ms.")
+    print("\n" + ("all budgets met" if not missed else "BUDGETS MISSED: " + "; ".join(missed)))
     return missed
 
 

@@ -377,7 +377,7 @@ fn keda_owner(k: &HorizontalPodAutoscaler) -> Option<&str> {
 }
 
 /// The domain view of an HPA; refuses one that KEDA owns.
-pub(crate) fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<Hpa, ClusterError> {
+pub fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<Hpa, ClusterError> {
     if let Some(so) = keda_owner(k) {
         return Err(ClusterError::ForeignOwner(format!(
             "HPA {id} belongs to the KEDA ScaledObject `{so}` (ownerReference): KEDA would revert any change made to it. \
@@ -385,16 +385,31 @@ pub(crate) fn hpa_from_k8s(id: &HpaRef, k: &HorizontalPodAutoscaler) -> Result<H
             id.service
         )));
     }
-    let replicas = |n: i32| u32::try_from(n).unwrap_or(0);
+    // The API server validates replicas, but a server that does not (or
+    // an object restored from elsewhere) may hold a negative one: that is
+    // no reading of the HPA, not a zero.
+    let replicas = |field: &str, n: i32| {
+        u32::try_from(n).map_err(|_| {
+            ClusterError::Invalid(format!(
+                "HPA {id}: {field} is {n}; a replica count cannot be negative, so this HPA is \
+                 left alone (fix the object: kubectl edit hpa -n {} {})",
+                id.namespace, id.name
+            ))
+        })
+    };
     let spec = k.spec.as_ref();
     let status = k.status.as_ref();
+    let optional = |field: &str, n: Option<i32>| n.map(|n| replicas(field, n)).transpose();
     Ok(Hpa {
         id: id.clone(),
         // The API server defaults an absent minReplicas to 1.
-        min: spec.and_then(|s| s.min_replicas).map_or(1, replicas),
-        max: spec.map_or(0, |s| replicas(s.max_replicas)),
-        current_replicas: status.and_then(|s| s.current_replicas).map(replicas),
-        desired_replicas: status.map(|s| replicas(s.desired_replicas)),
+        min: optional("spec.minReplicas", spec.and_then(|s| s.min_replicas))?.unwrap_or(1),
+        max: optional("spec.maxReplicas", spec.map(|s| s.max_replicas))?.unwrap_or(0),
+        current_replicas: optional(
+            "status.currentReplicas",
+            status.and_then(|s| s.current_replicas),
+        )?,
+        desired_replicas: optional("status.desiredReplicas", status.map(|s| s.desired_replicas))?,
         capacity_annotation: k
             .metadata
             .annotations
@@ -793,6 +808,35 @@ mod tests {
         for (what, input, want) in cases {
             assert_eq!(hpa_from_k8s(&web, &k8s(input)).unwrap(), want, "{what}");
         }
+    }
+
+    #[test]
+    fn a_negative_replica_count_is_an_invalid_hpa_not_zero() {
+        let web = id("web", "prod", "web");
+        for (path, field) in [
+            ("/spec/minReplicas", "spec.minReplicas"),
+            ("/spec/maxReplicas", "spec.maxReplicas"),
+            ("/status/currentReplicas", "status.currentReplicas"),
+            ("/status/desiredReplicas", "status.desiredReplicas"),
+        ] {
+            let mut v = web_json();
+            *v.pointer_mut(path).unwrap() = json!(-3);
+            let err = hpa_from_k8s(&web, &k8s(v)).unwrap_err();
+            assert_eq!(
+                err,
+                ClusterError::Invalid(format!(
+                    "HPA prod/web: {field} is -3; a replica count cannot be negative, so this HPA \
+                     is left alone (fix the object: kubectl edit hpa -n prod web)"
+                ))
+            );
+        }
+        let mut v = web_json();
+        v["spec"]["minReplicas"] = json!(i32::MIN);
+        assert!(hpa_from_k8s(&web, &k8s(v)).is_err());
+        // int32's top is a count like any other.
+        let mut v = web_json();
+        v["spec"]["maxReplicas"] = json!(i32::MAX);
+        assert_eq!(hpa_from_k8s(&web, &k8s(v)).unwrap().max, i32::MAX as u32);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum ClusterError {
     /// The HPA is owned by a KEDA ScaledObject, which would revert any change.
     #[error("{0}")]
     ForeignOwner(String),
+    /// The object read is not a usable HPA (a negative replica count).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Timeout(String),
     /// Connection, TLS, credentials (exec plugin), 5xx.

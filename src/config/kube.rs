@@ -16,6 +16,11 @@ pub struct KubeSettings {
     pub context: Option<String>,
 }
 
+/// The most characters a cluster name may have (SPEC §11). It names the run
+/// lock and scopes the records: EKS allows 100, but a name this long would
+/// be hashed out of recognition in MySQL's 64-character lock names.
+pub const MAX_CLUSTER_NAME: usize = 64;
+
 pub(super) struct Kube {
     pub settings: KubeSettings,
     /// The EKS cluster name, else the context, else `default`.
@@ -45,9 +50,12 @@ pub(super) fn validate(raw: &RawConfig, doc: &Document) -> Result<Kube, ConfigEr
         Some(PathBuf::from(doc.home("kube_file_path", kube_file)?))
     };
     let cluster = if !eks.is_empty() {
-        eks
+        cluster_name(eks, "eks_cluster_name", doc)?
     } else {
-        context.clone().unwrap_or_else(|| "default".into())
+        match &context {
+            Some(ctx) => cluster_name(ctx.clone(), "cluster_context", doc)?,
+            None => "default".into(),
+        }
     };
     Ok(Kube {
         settings: KubeSettings {
@@ -56,4 +64,27 @@ pub(super) fn validate(raw: &RawConfig, doc: &Document) -> Result<Kube, ConfigEr
         },
         cluster,
     })
+}
+
+/// The cluster's name, from `key`: at most [`MAX_CLUSTER_NAME`] characters,
+/// none of them a control character (it is written into lock names, file
+/// lines and messages).
+fn cluster_name(name: String, key: &str, doc: &Document) -> Result<String, ConfigError> {
+    let chars = name.chars().count();
+    let why = if chars > MAX_CLUSTER_NAME {
+        let fix = if key == "cluster_context" {
+            "; set eks_cluster_name to a shorter name for it"
+        } else {
+            ""
+        };
+        format!(
+            "the cluster name (the run lock's and the records' scope) is {chars} characters, \
+             more than {MAX_CLUSTER_NAME}{fix}"
+        )
+    } else if name.chars().any(char::is_control) {
+        format!("the cluster name {name:?} has a control character")
+    } else {
+        return Ok(name);
+    };
+    Err(doc.err(key, why))
 }

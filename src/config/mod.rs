@@ -135,6 +135,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, UsageError> {
     let at = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    raw::check_size(text).map_err(at)?;
     let raw: RawConfig = match serde_yaml::from_str::<Option<RawConfig>>(text) {
         Ok(Some(raw)) => raw,
         Ok(None) => return Err(at("the file is empty; `services` is required".into())),
@@ -891,6 +892,177 @@ tiers:
         );
         let e = err(&format!("{MINIMAL}metrics_pushgatway: x\n"));
         assert!(e.contains("did you mean `metrics_pushgateway`"), "{e}");
+    }
+
+    #[test]
+    fn a_cluster_name_over_64_characters_is_refused_naming_its_key() {
+        let long = "c".repeat(65);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: {long}\n"));
+        assert_eq!(
+            e,
+            "c.yaml: eks_cluster_name (line 8): the cluster name (the run lock's and the \
+             records' scope) is 65 characters, more than 64"
+        );
+        // Without eks_cluster_name the context is the name, and the fix is said.
+        let arn = format!(
+            "arn:aws:eks:us-east-2:123456789012:cluster/{}",
+            "p".repeat(30)
+        );
+        let e = err(&format!("{MINIMAL}cluster_context: '{arn}'\n"));
+        assert!(
+            e.starts_with("c.yaml: cluster_context (line 8): ")
+                && e.contains("73 characters, more than 64; set eks_cluster_name"),
+            "{e}"
+        );
+        // A context that appends eks_cluster_name is judged by the name alone.
+        let c = ok(&format!(
+            "{MINIMAL}cluster_context: '{arn}/'\neks_cluster_name: prod\n"
+        ));
+        assert_eq!(c.policy.cluster, "prod");
+        // 64 characters, counted as characters, not bytes.
+        let c = ok(&format!("{MINIMAL}eks_cluster_name: {}\n", "é".repeat(64)));
+        assert_eq!(c.policy.cluster.chars().count(), 64);
+        let e = err(&format!("{MINIMAL}eks_cluster_name: \"a\\nb\"\n"));
+        assert!(
+            e.contains("eks_cluster_name") && e.contains("control character"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mysql_port_zero_or_out_of_range_is_refused() {
+        let base = format!("{MINIMAL}mysql_host: db\nmysql_user: u\nmysql_db: d\n");
+        let e = err(&format!("{base}mysql_port: 0\n"));
+        assert_eq!(
+            e,
+            "c.yaml: mysql_port (line 11): must be a TCP port, 1..=65535, got 0"
+        );
+        for bad in ["65536", "-1", "3306.5", "99999999999999999999"] {
+            let e = err(&format!("{base}mysql_port: {bad}\n"));
+            assert!(
+                e.contains("mysql_port") && e.contains("line 11"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            ok(&format!("{base}mysql_port: 65535\n"))
+                .mysql
+                .unwrap()
+                .port,
+            65535
+        );
+    }
+
+    #[test]
+    fn replicas_that_are_not_a_count_say_what_a_replica_count_is() {
+        let cases = [
+            (
+                "web: 4",
+                "web: -1",
+                "invalid value: integer `-1`, expected a whole number of replicas",
+            ),
+            (
+                "web: 4",
+                "web: [4]",
+                "invalid type: sequence, expected a whole number of replicas, or { min: N, max: M }",
+            ),
+            ("web: 4", "web: 2.5", "invalid type: floating point `2.5`"),
+            ("web: 4", "web: '4'", "invalid type: string \"4\""),
+            (
+                "web: 4",
+                "web: 5000000000",
+                "invalid value: integer `5000000000`",
+            ),
+            (
+                "max: 20",
+                "max: -20",
+                "invalid type: integer `-20`, expected u32",
+            ),
+            ("max: 20", "mx: 20", "unknown field `mx`"),
+            // Within u32 but beyond Kubernetes' int32: the tier says so.
+            (
+                "web: 4",
+                "web: 3000000000",
+                "tiers[1] (line 13): `web` min is 3000000000, more than 2147483647",
+            ),
+            (
+                "max: 20",
+                "max: 2147483648",
+                "`web` max is 2147483648, more than 2147483647",
+            ),
+            (
+                "capacity: 200",
+                "capacity: 2147483648",
+                "capacity 2147483648 is more than 2147483647",
+            ),
+        ];
+        for (from, to, says) in cases {
+            let e = err(&format!("{MINIMAL}{}", TIERS.replace(from, to)));
+            assert!(e.contains(says), "{to}: {e}");
+            assert!(e.contains("line"), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_is_expanded() {
+        // One 100 kB string used 2000 times would be 200 MB of config.
+        let big = "x".repeat(100_000);
+        let uses = vec!["*s"; 2000].join(", ");
+        let e = err(&format!(
+            "{MINIMAL}aws_region: &s {big}\nskip_dates: [{uses}]\n"
+        ));
+        assert!(
+            e.starts_with("c.yaml: skip_dates[")
+                && e.contains(": the config holds more than 20000 values or 1048576 bytes")
+                && e.contains("aliases"),
+            "{e}"
+        );
+        // Nested lists ("billion laughs") inside replicas.
+        let mut text = format!("{MINIMAL}{}", TIERS.replace("web: 4", "web: *l9"));
+        let mut levels = String::from("&l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]");
+        for i in 1..10 {
+            levels = format!(
+                "{levels}\nx{i}: &l{i} [{}]",
+                vec![format!("*l{}", i - 1); 10].join(", ")
+            );
+        }
+        text = text.replace("tiers:\n", &format!("skip_dates: {levels}\ntiers:\n"));
+        let e = err(&text);
+        assert!(
+            e.contains("aliases") || e.contains("repetition limit"),
+            "{e}"
+        );
+        // Aliases within bounds are fine.
+        let c = ok(&format!(
+            "{MINIMAL}tiers:\n  - capacity: 100\n    replicas: {{ istio-ingress: 2, web: &w 2 }}\n  \
+             - capacity: 200\n    replicas: {{ istio-ingress: 3, web: *w }}\n"
+        ));
+        assert_eq!(c.policy.tiers.capacities(), vec![100, 200]);
+    }
+
+    #[test]
+    fn a_config_over_a_mebibyte_is_refused() {
+        let text = format!("{MINIMAL}# {}\n", "x".repeat(1024 * 1024));
+        assert_eq!(
+            err(&text),
+            format!(
+                "c.yaml: the file has {} bytes, more than the 1048576 a config may have",
+                text.len()
+            )
+        );
+    }
+
+    #[test]
+    fn a_long_unknown_key_is_named_without_a_quadratic_suggestion() {
+        let key = "k".repeat(300_000);
+        let e = err(&format!("{MINIMAL}? {key}\n: 1\n"));
+        assert!(
+            e.contains("unknown field `kkk") && !e.contains("did you mean"),
+            "{}",
+            &e[..80]
+        );
+        // An explicit key (`? `) may be this long; the edit distance to
+        // every key took seconds here, so long keys get no suggestion.
     }
 
     #[test]

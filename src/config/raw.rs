@@ -186,11 +186,41 @@ pub struct RawTier {
     pub rds_instance_class: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `web: 2` or `web: { min: 2, max: 20 }`. Not `#[serde(untagged)]`: that
+/// buffers the value whole before trying each form (an alias could make it
+/// huge) and says only "did not match any variant" when neither fits.
+#[derive(Debug)]
 pub enum RawReplicas {
     Min(u32),
     Range(RawRange),
+}
+
+impl<'de> Deserialize<'de> for RawReplicas {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Unexpected, Visitor, value::MapAccessDeserializer};
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = RawReplicas;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number of replicas, or { min: N, max: M }")
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawReplicas, E> {
+                u32::try_from(v)
+                    .map(RawReplicas::Min)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawReplicas, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawReplicas, A::Error> {
+                RawRange::deserialize(MapAccessDeserializer::new(map)).map(RawReplicas::Range)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,7 +297,9 @@ pub(super) fn describe_yaml_error(e: &serde_yaml::Error) -> String {
     let mut msg = e.to_string();
     if let Some(start) = msg.find("unknown field `") {
         let rest = &msg[start + 15..];
-        if let Some(end) = rest.find('`') {
+        // No key is longer than this: a longer typo is not worth the
+        // quadratic edit distance (a pasted blob would take seconds).
+        if let Some(end) = rest.find('`').filter(|end| *end <= 64) {
             let typo = rest[..end].to_string();
             if let Some(expected) = msg.find("expected one of ").map(|i| &msg[i..]) {
                 let candidates: Vec<String> = expected
@@ -287,6 +319,127 @@ pub(super) fn describe_yaml_error(e: &serde_yaml::Error) -> String {
         }
     }
     msg
+}
+
+/// The most text a config file may have: a real one is a few kilobytes.
+pub const MAX_BYTES: usize = 1024 * 1024;
+/// The most values (scalars, lists and mappings) a config may hold once its
+/// YAML aliases are expanded: a large real one has a few hundred.
+pub const MAX_VALUES: usize = 20_000;
+
+/// Refuses a config too big to be one before serde builds anything from it:
+/// more than [`MAX_BYTES`] of text, or aliases (`*name`) that expand it past
+/// [`MAX_VALUES`] values or [`MAX_BYTES`] of scalars — the "billion laughs".
+/// serde_yaml bounds nesting (128 levels) and alias jumps (100 per event),
+/// but within those an alias of a big mapping reused in a list still
+/// builds millions of values. Anchors and aliases within bounds are fine.
+pub(super) fn check_size(text: &str) -> Result<(), String> {
+    if text.len() > MAX_BYTES {
+        return Err(format!(
+            "the file has {} bytes, more than the {MAX_BYTES} a config may have",
+            text.len()
+        ));
+    }
+    let budget = Budget::default();
+    serde::de::DeserializeSeed::deserialize(
+        Count(&budget),
+        serde_yaml::Deserializer::from_str(text),
+    )
+    .map_err(|e| describe_yaml_error(&e))
+}
+
+#[derive(Default)]
+struct Budget {
+    values: std::cell::Cell<usize>,
+    bytes: std::cell::Cell<usize>,
+}
+
+/// Walks any YAML value, aliases expanded, counting what it holds and
+/// stopping at the first value past the budget. Builds nothing.
+#[derive(Clone, Copy)]
+struct Count<'a>(&'a Budget);
+
+impl Count<'_> {
+    fn take<E: serde::de::Error>(self, bytes: usize) -> Result<(), E> {
+        let (values, total) = (self.0.values.get() + 1, self.0.bytes.get() + bytes);
+        self.0.values.set(values);
+        self.0.bytes.set(total);
+        if values > MAX_VALUES || total > MAX_BYTES {
+            return Err(E::custom(format!(
+                "the config holds more than {MAX_VALUES} values or {MAX_BYTES} bytes of text once \
+                 its YAML aliases (*name) are expanded; write it out without them"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Count<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Count<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.take(v.len())
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
+        self.take(v.len())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.take(0)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.take(0)?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.take(0)?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+    /// A tagged value (`!name value`).
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use serde::de::VariantAccess;
+        let ((), variant) = data.variant_seed(self)?;
+        variant.newtype_variant_seed(self)
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

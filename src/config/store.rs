@@ -179,6 +179,9 @@ fn mysql(host: String, raw: &RawConfig, doc: &Document) -> Result<MysqlSettings,
             format!("`{database}` is not a plain database name"),
         ));
     }
+    if raw.mysql_port == 0 {
+        return Err(doc.err("mysql_port", "must be a TCP port, 1..=65535, got 0"));
+    }
     Ok(MysqlSettings {
         host,
         port: raw.mysql_port,

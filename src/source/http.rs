@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use hpa_tier_core::tiers::MAX_COUNT;
 use serde_json::Value;
 
 use super::{MetricError, MetricSource};
@@ -83,8 +84,9 @@ fn pointer_label(p: &str) -> &str {
     if p.is_empty() { "(whole document)" } else { p }
 }
 
-/// Parses `body` as JSON and reads the number at `pointer`.
-fn users_at_pointer(body: &str, pointer: &str) -> Result<u32, String> {
+/// Parses `body` as JSON and reads the number at `pointer`: the whole of
+/// what the HTTP source makes of an answer (public for the fuzz tests).
+pub fn users_at_pointer(body: &str, pointer: &str) -> Result<u32, String> {
     let doc: Value = serde_json::from_str(body)
         .map_err(|e| format!("the answer is not JSON ({e}): {}", snippet(body)))?;
     let Some(v) = doc.pointer(pointer) else {
@@ -109,9 +111,10 @@ fn users_at_pointer(body: &str, pointer: &str) -> Result<u32, String> {
 pub(super) fn users_from_json(v: &Value) -> Result<u32, String> {
     match v {
         Value::Number(n) => match n.as_u64() {
-            Some(u) => {
-                u32::try_from(u).map_err(|_| format!("is {u}, more than {} users", u32::MAX))
-            }
+            Some(u) => u32::try_from(u)
+                .ok()
+                .filter(|u| *u <= MAX_COUNT)
+                .ok_or_else(|| format!("is {u}, more than {MAX_COUNT} (2^31-1) users")),
             None => users_from_f64(n.as_f64().unwrap_or(f64::NAN), &n.to_string()),
         },
         Value::String(s) => users_from_str(s),
@@ -139,9 +142,10 @@ fn users_from_f64(f: f64, shown: &str) -> Result<u32, String> {
         return Err(format!("is {shown}, a negative number of users"));
     }
     let r = f.round();
-    if r > f64::from(u32::MAX) {
-        return Err(format!("is {shown}, more than {} users", u32::MAX));
+    if r > f64::from(MAX_COUNT) {
+        return Err(format!("is {shown}, more than {MAX_COUNT} (2^31-1) users"));
     }
+    // In range and whole, so the conversion is exact.
     Ok(r as u32)
 }
 
@@ -326,6 +330,26 @@ mod tests {
             (json!([1]), Err("array")),
             (json!({"n": 1}), Err("object")),
             (json!(5_000_000_000u64), Err("more than")),
+            // Past Kubernetes' int32 and the records' bound, however written.
+            (json!(2_147_483_647u32), Ok(2_147_483_647)),
+            (
+                json!(2_147_483_648u32),
+                Err("is 2147483648, more than 2147483647 (2^31-1) users"),
+            ),
+            (json!(2_147_483_647.4), Ok(2_147_483_647)),
+            (json!(2_147_483_647.5), Err("more than 2147483647")),
+            (json!(1e308), Err("is 1e+308, more than")),
+            (json!("1e308"), Err("more than")),
+            (json!(-0.4), Err("negative")),
+            (json!(-1e-300), Err("negative")),
+            (json!(-0.0), Ok(0)),
+            (json!(0.49), Ok(0)),
+            (json!("-Inf"), Err("not a finite number")),
+            (json!("infinity"), Err("not a finite number")),
+            (json!("0x10"), Err("not a number")),
+            (json!(""), Err("not a number")),
+            (json!(-9_223_372_036_854_775_808i64), Err("negative")),
+            (json!(u64::MAX), Err("more than")),
         ];
         for (v, want) in cases {
             match (users_from_json(v), want) {

@@ -9,6 +9,8 @@ pub mod prometheus;
 
 use std::future::Future;
 
+use hpa_tier_core::tiers::MAX_COUNT;
+
 use crate::config::{Config, UsersSource};
 use crate::error::UsageError;
 
@@ -47,6 +49,18 @@ pub enum MetricError {
     /// Any other HTTP error status.
     #[error("{0}")]
     Http(String),
+}
+
+/// The one bound every source's reading is held to, whatever its own
+/// parser accepts: no count past [`MAX_COUNT`] reaches the decision or a
+/// record. The sources' parsers say it in their own words first.
+fn within_bounds(users: u32, source: &str) -> Result<u32, MetricError> {
+    if users > MAX_COUNT {
+        return Err(MetricError::Garbage(format!(
+            "{source} reported {users} users, more than {MAX_COUNT} (2^31-1): not a reading"
+        )));
+    }
+    Ok(users)
 }
 
 /// `check --users N`: a what-if that replaces the configured source.
@@ -90,12 +104,13 @@ impl Users {
 
 impl MetricSource for Users {
     async fn online_users(&self) -> Result<u32, MetricError> {
-        match self {
+        let users = match self {
             Users::Ga(s) => s.online_users().await,
             Users::Http(s) => s.online_users().await,
             Users::Prometheus(s) => s.online_users().await,
             Users::Fixed(s) => s.online_users().await,
-        }
+        }?;
+        within_bounds(users, &self.describe())
     }
 
     fn describe(&self) -> String {
@@ -105,5 +120,24 @@ impl MetricSource for Users {
             Users::Prometheus(s) => s.describe(),
             Users::Fixed(s) => s.describe(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_past_2_pow_31_is_garbage_whatever_the_source() {
+        assert_eq!(within_bounds(MAX_COUNT, "GA4 x"), Ok(MAX_COUNT));
+        let e = within_bounds(u32::MAX, "GA4 properties/1 (30 min)").unwrap_err();
+        assert_eq!(
+            e,
+            MetricError::Garbage(
+                "GA4 properties/1 (30 min) reported 4294967295 users, more than 2147483647 \
+                 (2^31-1): not a reading"
+                    .into()
+            )
+        );
     }
 }

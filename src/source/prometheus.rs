@@ -82,7 +82,7 @@ impl MetricSource for Prometheus {
 
 /// Why an answer gives no number.
 #[derive(Debug, PartialEq)]
-enum Answer {
+pub enum Answer {
     /// Prometheus said no (a non-2xx status, its `error` quoted).
     Refused(String),
     /// It answered, but not with exactly one number.
@@ -90,8 +90,9 @@ enum Answer {
 }
 
 /// The API's envelope: `{"status": "success", "data": {"resultType", "result"}}`
-/// or `{"status": "error", "errorType", "error"}`.
-fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
+/// or `{"status": "error", "errorType", "error"}`. The whole of what the
+/// source makes of an answer (public for the fuzz tests).
+pub fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
     let doc: Option<Value> = serde_json::from_str(body).ok();
     let field = |name: &str| {
         doc.as_ref()
@@ -247,6 +248,28 @@ mod tests {
                 (Ok(got), Ok(w)) => assert_eq!(got, w, "{body}"),
                 (Err(Answer::Garbage(e)), Err(w)) => assert!(e.contains(w), "{body}: {e}"),
                 (got, w) => panic!("{body}: got {got:?}, want {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_sample_past_int32_or_not_finite_is_garbage() {
+        let cases: [(&str, Result<u32, &str>); 9] = [
+            ("+Inf", Err("is +Inf, not a finite number")),
+            ("-Inf", Err("not a finite number")),
+            ("NaN", Err("not a finite number")),
+            ("1e308", Err("is 1e308, more than 2147483647")),
+            ("2147483648", Err("more than 2147483647 (2^31-1)")),
+            ("2147483647", Ok(2147483647)),
+            ("-0.2", Err("negative")),
+            ("0.5", Ok(1)),
+            ("4.9e-324", Ok(0)),
+        ];
+        for (value, want) in cases {
+            match (answer(200, &vector(&[value]), "q"), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, w, "{value}"),
+                (Err(Answer::Garbage(e)), Err(w)) => assert!(e.contains(w), "{value}: {e}"),
+                (got, w) => panic!("{value}: got {got:?}, want {w:?}"),
             }
         }
     }

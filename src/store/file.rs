@@ -94,8 +94,9 @@ enum Entry {
         record: Box<RunRecord>,
         raw: String,
     },
-    /// Not a record: a write cut short by a crash, or a hand edit gone wrong.
-    Bad { line_no: usize },
+    /// Not a record: a write cut short by a crash, or a hand edit gone wrong
+    /// (not JSON, not a record, or numbers no run could have written).
+    Bad { line_no: usize, why: String },
 }
 
 impl Entry {
@@ -115,20 +116,41 @@ fn parse(bytes: &[u8]) -> Vec<Entry> {
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|(i, l)| {
-            let parsed = std::str::from_utf8(l)
-                .ok()
-                .and_then(|s| serde_json::from_str::<Line>(s).ok().map(|line| (s, line)));
-            match parsed {
-                Some((raw, line)) => Entry::Record {
-                    cluster: line.cluster,
-                    record: Box::new(line.record),
-                    raw: raw.trim_end().to_string(),
-                },
-                None => Entry::Bad { line_no: i + 1 },
-            }
+        .map(|(i, l)| match parse_line(l) {
+            Ok((raw, line)) => Entry::Record {
+                cluster: line.cluster,
+                record: Box::new(line.record),
+                raw: raw.trim_end().to_string(),
+            },
+            Err(why) => Entry::Bad {
+                line_no: i + 1,
+                why,
+            },
         })
         .collect()
+}
+
+/// One line as a record with counts this tool could have written (see
+/// [`RunRecord::validate`]): a count past 2^31-1 never reaches a decision.
+fn parse_line(l: &[u8]) -> Result<(&str, Line), String> {
+    let s = std::str::from_utf8(l).map_err(|e| format!("not UTF-8: {e}"))?;
+    let line: Line = serde_json::from_str(s).map_err(|e| format!("not a run record: {e}"))?;
+    line.record.validate()?;
+    Ok((s, line))
+}
+
+/// The records of `scope` in a state file's `bytes`, and the lines that are
+/// not records (1-based line number, why) — what the store reads, as a
+/// pure function.
+pub fn records_in(bytes: &[u8], scope: &str) -> (Vec<RunRecord>, Vec<(usize, String)>) {
+    let (mut records, mut bad) = (vec![], vec![]);
+    for e in parse(bytes) {
+        match e {
+            Entry::Bad { line_no, why } => bad.push((line_no, why)),
+            e => records.extend(e.mine(scope).cloned()),
+        }
+    }
+    (records, bad)
 }
 
 /// Which entries compaction keeps: records started within `RETAIN` of `now`,
@@ -299,10 +321,11 @@ impl Inner {
         };
         let entries = parse(&bytes);
         for e in &entries {
-            if let Entry::Bad { line_no } = e {
+            if let Entry::Bad { line_no, why } = e {
                 tracing::warn!(
                     file = %self.path.display(),
                     line = line_no,
+                    why = %why,
                     "skipping a line that is not a run record (a run that died mid-write \
                      leaves one; it is dropped at the next rewrite)"
                 );
@@ -695,10 +718,50 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Entry::Record { .. } => "record".to_string(),
-                Entry::Bad { line_no } => format!("bad@{line_no}"),
+                Entry::Bad { line_no, .. } => format!("bad@{line_no}"),
             })
             .collect();
         assert_eq!(kinds, ["record", "bad@3", "record", "bad@5"]);
+    }
+
+    #[test]
+    fn a_hand_edited_line_with_numbers_no_run_writes_is_skipped_saying_why() {
+        let r = RunRecord::check_needing(600, 600, now(), 5);
+        let good = line(Some("prod"), &r);
+        let edit = |from: &str, to: &str| {
+            let l = good.replace(from, to);
+            assert_ne!(l, good, "{from}");
+            l
+        };
+        let lines = [
+            edit("\"users\":600", "\"users\":4294967295"),
+            edit("\"users\":600", "\"users\":-1"),
+            edit("\"users\":600", "\"users\":6e2"),
+            edit("\"to_capacity\":600", "\"to_capacity\":2147483648"),
+            edit(
+                "2025-06-01T11:55:00Z\",\"finished",
+                "2025-13-01T11:55:00Z\",\"finished",
+            ),
+            good[..good.len() / 2].to_string(),
+            format!("{{\"detail\":{}", "[".repeat(10_000)),
+            good.clone(),
+        ];
+        let (records, bad) = records_in(lines.join("\n").as_bytes(), "prod");
+        assert_eq!(records, vec![r]);
+        let why: Vec<String> = bad.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        let says = [
+            "1: users is 4294967295, more than 2147483647",
+            "2: not a run record: invalid value: integer `-1`",
+            "3: not a run record: invalid type: floating point",
+            "4: to_capacity is 2147483648",
+            "5: not a run record: failed to parse",
+            "6: not a run record: EOF",
+            "7: not a run record: recursion limit exceeded",
+        ];
+        assert_eq!(why.len(), says.len(), "{why:#?}");
+        for (w, s) in why.iter().zip(says) {
+            assert!(w.starts_with(s), "{w}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use super::spool::Spool;
 use super::{Recorded, RunStore, StoreError, tls};
 use crate::config::{MysqlSettings, MysqlTls, SslMode};
 use hpa_tier_core::record::{CommandKind, Outcome, RunRecord};
+use hpa_tier_core::tiers::MAX_COUNT;
 
 /// The runs table.
 pub const RUNS_TABLE: &str = "hpa_tier_runs";
@@ -144,16 +145,24 @@ pub fn datetime_value(ts: Timestamp) -> Result<Value, StoreError> {
 /// as the UTC instant it was written as.
 pub fn timestamp_of(v: &Value) -> Result<Timestamp, String> {
     let dt = match v {
-        Value::Date(y, mo, d, h, mi, s, us) => DateTime::new(
-            *y as i16,
-            *mo as i8,
-            *d as i8,
-            *h as i8,
-            *mi as i8,
-            *s as i8,
-            (*us as i32) * 1_000,
-        )
-        .map_err(|e| e.to_string())?,
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            // Fields as the wire gave them: out of range is an error, not a
+            // wrapped cast (a microsecond count past 2^31/1000 overflowed).
+            let field = |v: u32, what: &str| {
+                i8::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
+            };
+            DateTime::new(
+                i16::try_from(*y).map_err(|_| format!("year {y} is out of range"))?,
+                field(u32::from(*mo), "month")?,
+                field(u32::from(*d), "day")?,
+                field(u32::from(*h), "hour")?,
+                field(u32::from(*mi), "minute")?,
+                field(u32::from(*s), "second")?,
+                i32::try_from(u64::from(*us) * 1_000)
+                    .map_err(|_| format!("microsecond {us} is out of range"))?,
+            )
+            .map_err(|e| e.to_string())?
+        }
         Value::Bytes(b) => std::str::from_utf8(b)
             .map_err(|e| e.to_string())?
             .parse::<DateTime>()
@@ -250,7 +259,7 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         v => serde_json::from_value(v).map_err(|e| format!("notified: {e}"))?,
     };
     let forecast_capacity = opt_u32(take(), "forecast_capacity")?;
-    Ok(RunRecord {
+    let record = RunRecord {
         run_id,
         started_at,
         finished_at,
@@ -265,7 +274,12 @@ pub fn record_of(row: Row) -> Result<RunRecord, String> {
         hold_until,
         notified,
         forecast_capacity,
-    })
+    };
+    // Named by run_id, so the operator can find the row to fix.
+    record
+        .validate()
+        .map_err(|e| format!("run_id {:?}: {e}", record.run_id))?;
+    Ok(record)
 }
 
 /// `ER_SECURE_TRANSPORT_REQUIRED` (MySQL 8; MariaDB answers 1045 instead).
@@ -716,6 +730,11 @@ impl RunStore for MysqlStore {
                 let at =
                     timestamp_of(&at).map_err(|e| self.not_a_record(format!("started_at: {e}")))?;
                 let users = mysql_async::from_value_opt::<u32>(users)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| match u {
+                        u if u > MAX_COUNT => Err(format!("{u}, more than {MAX_COUNT} (2^31-1)")),
+                        u => Ok(u),
+                    })
                     .map_err(|e| self.not_a_record(format!("users: {e}")))?;
                 Ok((at, users))
             })
@@ -847,6 +866,40 @@ mod tests {
         let text = Value::Bytes(b"2025-06-01 12:30:05.042".to_vec());
         assert_eq!(timestamp_of(&text).unwrap(), ts);
         assert!(timestamp_of(&Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn a_datetime_with_fields_out_of_range_is_an_error_not_an_overflow() {
+        let cases = [
+            (
+                Value::Date(2026, 3, 2, 12, 0, 0, u32::MAX),
+                "microsecond 4294967295",
+            ),
+            (Value::Date(2026, 3, 2, 12, 0, 0, 1_000_000), "subsecond"),
+            (
+                Value::Date(u16::MAX, 3, 2, 12, 0, 0, 0),
+                "year 65535 is out of range",
+            ),
+            (
+                Value::Date(2026, 200, 2, 12, 0, 0, 0),
+                "month 200 is out of range",
+            ),
+            (Value::Date(2026, 2, 30, 12, 0, 0, 0), "day"),
+            (Value::Bytes(b"2026-13-01 00:00:00".to_vec()), "month"),
+            (Value::Bytes(vec![0xff]), "utf-8"),
+            (Value::Int(7), "not a DATETIME"),
+        ];
+        for (v, says) in cases {
+            let e = timestamp_of(&v).unwrap_err();
+            assert!(
+                e.to_lowercase().contains(&says.to_lowercase()),
+                "{v:?}: {e}"
+            );
+        }
+        assert_eq!(
+            timestamp_of(&Value::Date(2026, 3, 2, 12, 0, 0, 999_999)).unwrap(),
+            "2026-03-02T12:00:00.999999Z".parse::<Timestamp>().unwrap()
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ mod cluster;
 mod deploy;
 /// The built binary, as cron runs it, against everything at once.
 mod e2e;
+/// Bounded fuzzing of every parser of outside input: config, users
+/// answers, state-file lines, HPAs from the API. Never a panic.
+mod fuzz;
 /// The gauges of every run: pushed to the Pushgateway stand-in, written as a textfile.
 mod metrics;
 /// Feishu notifications over the Feishu stand-in.
