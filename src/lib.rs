@@ -21,5 +21,6 @@ pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod prereq;
+pub mod quote;
 pub mod source;
 pub mod store;

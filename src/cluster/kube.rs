@@ -10,6 +10,7 @@
 //! costs a re-read. kube-rs's own retry layer is off: every call is bounded
 //! by the configured timeout, and the only retry is the conflict loop here.
 
+use crate::quote::chain;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -597,20 +598,6 @@ fn insecure_warning(cluster: &str, source: &Source) -> String {
 enum Failure {
     Timeout,
     Kube(kube::Error),
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out = format!("{out}: {s}");
-        }
-        cur = c.source();
-    }
-    out
 }
 
 /// The per-HPA error for a failed call, naming the HPA, the cause and what

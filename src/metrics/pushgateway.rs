@@ -6,6 +6,7 @@
 //! context ARN has slashes) goes base64url-encoded, as `cluster@base64`,
 //! which is the Pushgateway's own convention for such values.
 
+use crate::quote::seconds;
 use std::time::Duration;
 
 use base64::Engine;
@@ -59,7 +60,7 @@ impl Pushgateway {
             format!(
                 "the Pushgateway at {} did not answer within {}",
                 self.host,
-                human(limit)
+                seconds(limit)
             )
         };
         match tokio::time::timeout(limit, call).await {
@@ -156,14 +157,6 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| "(unparsable URL)".into())
 }
 
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +194,7 @@ mod tests {
         assert_eq!(first_line("\n bad push \nmore"), "bad push");
         assert_eq!(first_line(""), "(empty body)");
         assert_eq!(first_line(&"x".repeat(300)).chars().count(), 201);
-        assert_eq!(human(Duration::from_secs(3)), "3s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(seconds(Duration::from_secs(3)), "3s");
+        assert_eq!(seconds(Duration::from_millis(500)), "500ms");
     }
 }

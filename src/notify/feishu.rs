@@ -7,6 +7,7 @@
 //! errors name "the Feishu webhook" and its host, never the URL, and every
 //! message built from something the transport said is scrubbed of it.
 
+use crate::quote::{seconds, snippet};
 use std::time::Duration;
 
 use base64::Engine;
@@ -73,7 +74,7 @@ impl Feishu {
         NotifyError::Timeout(format!(
             "the Feishu webhook at {} did not answer within {} (timeout_seconds); the notice was not delivered",
             self.host,
-            human(self.timeout)
+            seconds(self.timeout)
         ))
     }
 }
@@ -233,18 +234,6 @@ fn hint(code: i64) -> &'static str {
     }
 }
 
-fn snippet(s: &str) -> String {
-    let s = s.trim();
-    if s.is_empty() {
-        return "(empty body)".into();
-    }
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
-}
-
 /// `host[:port]` of the webhook, or a placeholder; never the path (token).
 fn host_of(url: &str) -> String {
     url.parse::<http::Uri>()
@@ -275,14 +264,6 @@ fn scrub(message: &str, webhook: &Secret) -> String {
         }
     }
     out
-}
-
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 #[cfg(test)]

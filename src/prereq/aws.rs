@@ -11,6 +11,7 @@
 //! profile, IRSA web identity, …). Endpoint: `aws_endpoint_url`, else what
 //! the SDK reads itself (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_RDS`, …).
 
+use crate::quote::chain;
 use std::time::Duration;
 
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
@@ -458,28 +459,6 @@ fn also(first: PrereqError, second: &PrereqError) -> PrereqError {
         Timeout(m) => Timeout(add(m)),
         Api(m) => Api(add(m)),
     }
-}
-
-/// The error and its sources, `: `-joined (without the Debug dump that the
-/// SDK's `DisplayErrorContext` appends).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![];
-    let mut source = Some(err);
-    while let Some(e) = source {
-        // One line, for logs and notices (the credential chain lists its
-        // attempts on separate lines).
-        let text = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        // Wrappers often repeat their source's text; say it once.
-        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
 }
 
 fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {

@@ -6,6 +6,7 @@
 //! around the blocking thread, and the mapping of transport failures onto
 //! [`MetricError`] kinds.
 
+pub(super) use crate::quote::{seconds, shorten, snippet};
 use std::time::{Duration, Instant};
 
 use hpa_tier_core::tiers::MAX_COUNT;
@@ -200,16 +201,8 @@ pub(super) fn remaining(
 pub(super) fn timeout_error(what: &str, timeout: Duration) -> MetricError {
     MetricError::Timeout(format!(
         "{what}: no answer within {} (timeout_seconds); nothing was changed",
-        secs(timeout)
+        seconds(timeout)
     ))
-}
-
-fn secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }
 
 /// Maps a ureq failure (no HTTP status to look at) onto a metric error kind.
@@ -287,23 +280,6 @@ pub(super) fn display_url(url: &str) -> String {
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     format!("{scheme}://{host}{path}{hidden}")
-}
-
-/// The start of a body, on one line, for an error message.
-pub(super) fn snippet(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
-        "(empty body)".into()
-    } else {
-        shorten(&one_line, 200)
-    }
-}
-
-pub(super) fn shorten(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]
