@@ -3,16 +3,40 @@
 //! the environment (for `${VAR}` and a leading `~`). The environment is a
 //! function so tests need not touch the process's.
 
+use std::cell::RefCell;
+
 use super::error::ConfigError;
 
 pub(super) struct Document<'a> {
     text: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Every `${VAR}` expanded so far, `(name, value)`: an error message
+    /// must never carry the value (it may be a password or a token).
+    expanded: RefCell<Vec<(String, String)>>,
 }
 
 impl<'a> Document<'a> {
     pub(super) fn new(text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Document { text, env }
+        Document {
+            text,
+            env,
+            expanded: RefCell::new(vec![]),
+        }
+    }
+
+    /// `message` with every expanded value put back as the `${VAR}` it came
+    /// from, and every URL's query hidden.
+    pub(super) fn redact(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        let mut expanded = self.expanded.borrow().clone();
+        // Longest first, so a value inside another is not half-replaced.
+        expanded.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        for (name, value) in expanded {
+            if !value.is_empty() {
+                out = out.replace(&value, &format!("${{{name}}}"));
+            }
+        }
+        hide_queries(&out)
     }
 
     /// Line of a top-level key.
@@ -56,7 +80,12 @@ impl<'a> Document<'a> {
 
     /// `value` with `${VAR}` replaced; an error names `key` and the variable.
     pub(super) fn expand(&self, key: &str, value: &str) -> Result<String, ConfigError> {
-        expand_vars(value, self.env).map_err(|e| self.err(key, e))
+        let record = |name: &str, v: &str| {
+            self.expanded
+                .borrow_mut()
+                .push((name.to_string(), v.to_string()));
+        };
+        expand_vars(value, self.env, &record).map_err(|e| self.err(key, e))
     }
 
     /// `value` with a leading `~` replaced by HOME.
@@ -71,7 +100,11 @@ pub(super) fn non_empty(s: String) -> Option<String> {
 }
 
 /// `${VAR}` from the environment. An unset variable is an error that names it.
-fn expand_vars(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand_vars(
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    record: &dyn Fn(&str, &str),
+) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -85,13 +118,43 @@ fn expand_vars(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
             return Err(format!("`${{{name}}}` is not a valid variable reference"));
         }
         match env(name) {
-            Some(v) => out.push_str(&v),
+            Some(v) => {
+                record(name, &v);
+                out.push_str(&v);
+            }
             None => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Each `?query` of a URL in `text` shown as `?…`: a query may carry a key.
+fn hide_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_url = false;
+    let mut hiding = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if !in_url && (text[i..].starts_with("http://") || text[i..].starts_with("https://")) {
+            in_url = true;
+        }
+        let ends = c.is_whitespace() || c == '`' || c == '"' || c == '\'';
+        if ends {
+            in_url = false;
+            hiding = false;
+        }
+        if in_url && c == '?' && !hiding {
+            hiding = true;
+            out.push_str("?…");
+            continue;
+        }
+        if !hiding {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn expand_home(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -127,6 +190,19 @@ mod tests {
             Document::new("capacity: 5\n", &no_env).tier_line(5, 0),
             None
         );
+    }
+
+    #[test]
+    fn queries_of_urls_are_hidden_and_expanded_values_put_back() {
+        assert_eq!(
+            hide_queries("GET `https://h/p?key=abc` failed; http://x/?a=1 b"),
+            "GET `https://h/p?…` failed; http://x/?… b"
+        );
+        assert_eq!(hide_queries("no url? none"), "no url? none");
+        let env = |n: &str| (n == "PW").then(|| "hunter2".to_string());
+        let doc = Document::new("", &env);
+        assert_eq!(doc.expand("k", "u:${PW}").unwrap(), "u:hunter2");
+        assert_eq!(doc.redact("bad `u:hunter2`"), "bad `u:${PW}`");
     }
 
     #[test]

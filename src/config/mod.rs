@@ -141,7 +141,8 @@ pub fn parse(
         Ok(None) => return Err(at("the file is empty; `services` is required".into())),
         Err(e) => return Err(at(raw::describe_yaml_error(&e))),
     };
-    validate(raw, &Document::new(text, env)).map_err(|e| at(e.to_string()))
+    let doc = Document::new(text, env);
+    validate(raw, &doc).map_err(|e| at(doc.redact(&e.to_string())))
 }
 
 /// Each section in turn; the first error wins.
@@ -196,9 +197,14 @@ fn http_url(key: &str, url: &str) -> Result<(), ConfigError> {
     if is_http_url(url) {
         Ok(())
     } else {
+        // A query may carry a key: never repeated.
+        let shown = match url.split_once('?') {
+            Some((before, _)) => format!("{before}?…"),
+            None => url.to_string(),
+        };
         Err(ConfigError::new(
             key,
-            format!("`{url}` is not an http(s) URL"),
+            format!("`{shown}` is not an http(s) URL"),
         ))
     }
 }
@@ -485,6 +491,31 @@ services:
             e.starts_with("c.yaml: spool_configmap (line 8): is only used with mysql_host"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn errors_never_echo_an_expanded_variable_or_a_urls_query() {
+        let env = |name: &str| match name {
+            "HOME" => Some("/home/ops".to_string()),
+            "DB" => Some("pr0d-s3cret-db!".to_string()),
+            "TOKEN" => Some("tok-8f2a91c".to_string()),
+            _ => None,
+        };
+        let parse = |text: &str| parse(text, Path::new("c.yaml"), &env).unwrap_err().0;
+        let e = parse(&format!(
+            "{MINIMAL}mysql_host: db\nmysql_user: u\nmysql_db: \"${{DB}}\"\n"
+        ));
+        assert!(e.contains("`${DB}` is not a plain database name"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}users: {{ source: http, http: {{ url: 'localhost:5000/users?token=${{TOKEN}}' }} }}\n"
+        ));
+        assert!(e.contains("users.http.url") && e.contains("?…"), "{e}");
+        assert!(!e.contains("tok-8f2a91c") && !e.contains("token="), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}ga_api_url: 'ftp://ga.example/?key=k-77e1'\n"
+        ));
+        assert!(!e.contains("k-77e1"), "{e}");
     }
 
     #[test]
