@@ -135,8 +135,7 @@ fn hide_queries(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_url = false;
     let mut hiding = false;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         if !in_url && (text[i..].starts_with("http://") || text[i..].starts_with("https://")) {
             in_url = true;
         }
