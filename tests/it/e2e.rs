@@ -1326,6 +1326,56 @@ fn sigterm_during_a_slow_ga_read_is_recorded_and_the_process_exits_within_5s() {
 }
 
 #[test]
+fn a_patch_that_never_answers_is_recorded_and_the_run_is_partial_within_its_budget() {
+    let rig = Rig::with(Setup {
+        timeout_seconds: 1,
+        ..Setup::default()
+    });
+    rig.google.set_users(700);
+    rig.kube.fail("prod", "web", kube::Fault::HangWrites);
+    let started = std::time::Instant::now();
+    let o = rig.run(&["-o", "json", "check"]);
+    let took = started.elapsed();
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    // The patch's own timeout (1 s) ends it, well inside the apply phase.
+    assert!(took < Duration::from_secs(8), "the run took {took:?}");
+    let r = rig.rows().pop().unwrap();
+    assert_eq!(
+        (r.outcome.as_str(), r.to),
+        ("partial", Some(1000)),
+        "{}",
+        r.message
+    );
+    let changes = r.detail["changes"].as_array().unwrap();
+    let result = |name: &str| {
+        changes.iter().find(|c| c["name"] == name).unwrap()["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let web = result("web");
+    assert!(
+        web.starts_with("failed: HPA prod/web: ")
+            && web.contains("did not answer the patch within 1s"),
+        "{web}"
+    );
+    for name in [
+        "ingressgateway-hpa",
+        "gateway",
+        "hermes",
+        "passport",
+        "project",
+    ] {
+        assert_eq!(result(name), "applied", "{name}");
+    }
+    assert!(
+        r.message.contains("1 of 6 HPA patches failed"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
 fn two_concurrent_checks_one_acts_the_other_exits_0() {
     let rig = Rig::new();
     rig.google.set_users(700);

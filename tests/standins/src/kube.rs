@@ -298,6 +298,9 @@ pub enum Fault {
     Invalid(String),
     /// Requests for the object never answer (until the stand-in stops).
     Hang,
+    /// Writes to the object never answer; reads do (a slow admission
+    /// webhook, an apply that outlives its budget).
+    HangWrites,
 }
 
 /// One request as the stand-in received it (a protobuf body is logged as
@@ -1411,8 +1414,13 @@ async fn handle(
             .into_response();
         }
         let last = st.log.last().expect("just logged");
+        let write = method != Method::GET;
         let hung = |faults: &HashMap<Key, Fault>, key: Option<Key>| {
-            key.is_some_and(|k| faults.get(&k) == Some(&Fault::Hang))
+            key.is_some_and(|k| match faults.get(&k) {
+                Some(Fault::Hang) => true,
+                Some(Fault::HangWrites) => write,
+                _ => false,
+            })
         };
         match parse_path(&path) {
             Route::Hpa { .. } => hung(&st.faults, last.hpa()),
