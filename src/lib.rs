@@ -19,5 +19,6 @@ pub mod logging;
 pub mod notify;
 pub mod output;
 pub mod prereq;
+pub mod simulate;
 pub mod source;
 pub mod store;

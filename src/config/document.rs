@@ -8,15 +8,33 @@ use super::error::ConfigError;
 pub(super) struct Document<'a> {
     text: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Top-level keys a `simulate --set` replaced: the file's line for them
+    /// would point at a value that is not the one judged.
+    overridden: Vec<String>,
 }
 
 impl<'a> Document<'a> {
     pub(super) fn new(text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Document { text, env }
+        Document {
+            text,
+            env,
+            overridden: vec![],
+        }
+    }
+
+    /// The same text, with these top-level keys replaced by overrides.
+    pub(super) fn overridden(self, keys: Vec<String>) -> Self {
+        Document {
+            overridden: keys,
+            ..self
+        }
     }
 
     /// Line of a top-level key.
     pub(super) fn line_of(&self, key: &str) -> Option<usize> {
+        if self.overridden.iter().any(|k| k == key) {
+            return None;
+        }
         self.text
             .lines()
             .position(|l| l.starts_with(key) && l[key.len()..].trim_start().starts_with(':'))

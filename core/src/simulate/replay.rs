@@ -55,6 +55,8 @@ pub struct Replayer<'a> {
     samples: Vec<(Timestamp, u32)>,
     /// Index in `records` of the newest effective upgrade.
     last_upgrade: Option<usize>,
+    /// Whether records keep their `detail` (see [`Setup::details`]).
+    details: bool,
 }
 
 /// One simulated run: where it started and ended, and its decision.
@@ -76,6 +78,16 @@ impl<'a> Replayer<'a> {
             records: vec![],
             samples: vec![],
             last_upgrade: None,
+            details: true,
+        }
+    }
+
+    /// Records keep no `detail`: the decision never reads it (see
+    /// [`Setup::details`]).
+    pub fn without_details(self) -> Self {
+        Replayer {
+            details: false,
+            ..self
         }
     }
 
@@ -194,6 +206,10 @@ impl<'a> Replayer<'a> {
             finished: now,
         };
         let record = conclusion.record(&facts, &notices, &Ok(Observed::default()));
+        let mut record = record;
+        if !self.details {
+            record.detail = serde_json::Value::Null;
+        }
         self.tier = conclusion.to.unwrap_or(from);
         self.remember(record);
         Ran {
@@ -245,6 +261,10 @@ pub struct Setup<'a> {
     /// before the span tells the tier in place; effective upgrades are
     /// history before the span and replayed in it.
     pub store: &'a [RunRecord],
+    /// Whether the records keep their `detail` (the floors, the forecast,
+    /// each HPA change: what `check` tells people). No decision reads it,
+    /// and five weeks of it take some 80 MB, so `simulate` drops it.
+    pub details: bool,
 }
 
 /// A tier change of the replay, and the floor that decided it.
@@ -308,6 +328,9 @@ pub fn replay(setup: &Setup) -> Result<Replayed, SpanError> {
     let policy = setup.policy;
     let initial = initial_tier(setup, first);
     let mut replayer = Replayer::new(policy, initial, setup.prereq_capacity);
+    if !setup.details {
+        replayer = replayer.without_details();
+    }
     let (before, during): (Vec<&RunRecord>, Vec<&RunRecord>) = setup
         .store
         .iter()
@@ -535,6 +558,7 @@ mod tests {
             policy,
             prereq_capacity: None,
             store: &[],
+            details: true,
         }
     }
 
