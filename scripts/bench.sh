@@ -7,11 +7,12 @@
 # added latency: in production it sits in the same VPC) and moto, then lets
 # scripts/bench/run.py start the Google, Kubernetes and Feishu stand-ins with
 # L added to every response and a delay-proxy adding L in front of moto, and
-# time four scenarios: (a) `check` moving six HPAs up one tier, (b) `check`
+# time five scenarios: (a) `check` moving six HPAs up one tier, (b) `check`
 # with nothing to do, (c) `check` moving 60 HPAs (ten namespaces × six
-# services) up one tier, (d) `tiers`. It prints a Markdown table (median and
-# max wall time, wall time / L, peak RSS) and exits 1 naming any budget
-# missed. Not a test: timings belong to the machine it runs on.
+# services) up one tier, (d) `tiers`, (e) `simulate` over five weeks of
+# 5-minute ticks. It prints a Markdown table (median and max wall time,
+# wall time / L, peak RSS) and exits 1 naming any budget missed.
+# Not a test: timings belong to the machine it runs on.
 #
 # Everything it starts is stopped when it ends; nothing leaves loopback.
 set -euo pipefail

@@ -76,22 +76,14 @@ pub fn run(path: &Path, output: Output, args: SimulateArgs) -> anyhow::Result<Co
         baseline_headroom_percent: 0,
     });
     let report = Report::new(
-        &users.source,
-        path,
-        &overrides,
-        &tz,
-        &args,
-        tick,
-        &replayed,
-        &summary,
-        policy,
+        &users, path, &overrides, &tz, &args, tick, &replayed, &summary, policy,
     );
     match output {
         Output::Table => emit(&report.table(&tz))?,
         Output::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
     }
     if let Some(svg) = svg {
-        let title = format!("hpa-tier simulate · {}", report.heading());
+        let title = format!("hpa-tier simulate · {}", report.title());
         let windows = windows(&policy.schedules, span);
         let chart = Chart {
             title: &title,
@@ -153,6 +145,8 @@ fn prereq_capacity(value: &str, config: &Config) -> Result<u32, UsageError> {
 struct Users {
     trace: Trace,
     source: String,
+    /// `--from-store`: since when.
+    since: Option<Timestamp>,
     store: Vec<RunRecord>,
 }
 
@@ -176,6 +170,7 @@ fn read_users(args: &SimulateArgs, config: &Config, tz: &TimeZone) -> anyhow::Re
     Ok(Users {
         trace,
         source: source.to_string(),
+        since: None,
         store: vec![],
     })
 }
@@ -223,6 +218,7 @@ fn from_store(config: &Config, since: Timestamp) -> anyhow::Result<Users> {
     Ok(Users {
         trace,
         source,
+        since: Some(since),
         store: records,
     })
 }
@@ -300,12 +296,14 @@ fn random_suffix() -> String {
 struct Report<'a> {
     /// The trace file, `stdin`, or the store and since when.
     source: String,
+    #[serde(skip)]
+    store_since: Option<String>,
     config: String,
     /// `--set` overrides, as given (`prereq_capacity` included).
     overrides: Vec<String>,
     timezone: String,
     span: SpanReport,
-    /// The tier in place when the replay began.
+    /// The tier in place before the replay's first run (warm-up included).
     initial_capacity: u32,
     timeline: &'a [TierChange],
     scores: &'a Summary,
@@ -338,7 +336,7 @@ struct ForecastReport {
 impl<'a> Report<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        source: &str,
+        users: &Users,
         config: &Path,
         overrides: &[Override],
         tz: &TimeZone,
@@ -360,7 +358,10 @@ impl<'a> Report<'a> {
         );
         let settings = policy.forecast.settings;
         Report {
-            source: source.to_string(),
+            source: users.source.clone(),
+            store_since: users
+                .since
+                .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()),
             config: config.display().to_string(),
             overrides: set,
             timezone: tz.iana_name().unwrap_or("UTC").to_string(),
@@ -389,7 +390,26 @@ impl<'a> Report<'a> {
 
     /// The source, config and overrides in one line.
     fn heading(&self) -> String {
-        let mut h = format!("{} · config {}", self.source, self.config);
+        self.line(&self.source, &self.config)
+    }
+
+    /// The heading with file names for paths: the chart's title has one
+    /// line of room.
+    fn title(&self) -> String {
+        let name = |p: &str| {
+            Path::new(p)
+                .file_name()
+                .map_or(p.to_string(), |n| n.to_string_lossy().into_owned())
+        };
+        let source = match &self.store_since {
+            Some(since) => format!("the store since {since}"),
+            None => name(&self.source),
+        };
+        self.line(&source, &name(&self.config))
+    }
+
+    fn line(&self, source: &str, config: &str) -> String {
+        let mut h = format!("{source} · config {config}");
         for o in &self.overrides {
             h.push_str(&format!(" · --set {o}"));
         }
@@ -397,15 +417,17 @@ impl<'a> Report<'a> {
     }
 
     fn table(&self, tz: &TimeZone) -> String {
-        let local = |t: Timestamp| {
-            t.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        };
         let s = &self.span;
+        // Ticks finer than a minute are told apart by their seconds.
+        let format = if s.tick_seconds % 60 == 0 {
+            "%Y-%m-%d %H:%M"
+        } else {
+            "%Y-%m-%d %H:%M:%S"
+        };
+        let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime(format).to_string();
         let mut out = format!("simulate: {}\n", self.heading());
         out.push_str(&format!(
-            "{} checks every {:#}{}, rises serving {:#} later; tier {} at the start\n\n",
+            "{} checks every {:#}{}, rises serving {:#} later; tier {} before the first run\n\n",
             s.ticks,
             SignedDuration::from_secs(s.tick_seconds),
             match s.warm_up_ticks {
@@ -435,16 +457,16 @@ impl<'a> Report<'a> {
             })
             .collect();
         let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
-        let (w1, w2) = (width(1).max(10), width(2).max(10));
+        let (w0, w1, w2) = (width(0), width(1).max(10), width(2).max(10));
         if !rows.is_empty() {
             out.push_str(&format!(
-                "  {:<16}  {:<w1$}  {:<w2$}  users\n",
+                "  {:<w0$}  {:<w1$}  {:<w2$}  users\n",
                 "time", "tier", "decided by"
             ));
         }
         for [time, tiers, by, users] in &rows {
             out.push_str(&format!(
-                "  {time:<16}  {tiers:<w1$}  {by:<w2$}  {users:>5}\n"
+                "  {time:<w0$}  {tiers:<w1$}  {by:<w2$}  {users:>5}\n"
             ));
         }
         out.push('\n');

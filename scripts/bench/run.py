@@ -4,7 +4,7 @@ and moto, and calls this with the venv's python, which has boto3).
 
 It starts the Google, Kubernetes and Feishu stand-ins with an injected latency
 L on every response and a delay-proxy adding the same L in front of moto, then
-times the release binary in four scenarios. Only the hpa-tier process is
+times the release binary in five scenarios. Only the hpa-tier process is
 measured: resetting the HPAs and the database between runs happens outside
 the clock. Each run's output is checked, so a run that skipped its work (or
 failed) cannot pass as a fast one.
@@ -359,7 +359,7 @@ def check_report(outcome, changes, notices_sent, spot_checks=()):
 
 
 def run_all(a, b):
-    """Starts the stand-ins, runs the four scenarios, prints the table;
+    """Starts the stand-ins, runs the five scenarios, prints the table;
     returns the budgets missed."""
     L = a.latency_ms
     log(f"starting the stand-ins with {L} ms latency; seeding moto")
@@ -433,6 +433,39 @@ def run_all(a, b):
         return None
 
     results.append(b.scenario("d", "`tiers`", ["tiers"], 10, lambda: None, tiers_ok))
+
+    # (e) simulate: five weeks of 5-minute ticks through the whole decision,
+    # with the forecast acting and a schedule window every weekday evening
+    # (the most each tick can cost), scored and charted. No network.
+    log("(e) simulate: five weeks of 5-minute ticks")
+    month = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../examples/traces/month.csv")
+    svg = os.path.join(a.work, "month.svg")
+    window = "schedules=[{name: evening, cron: '0 11 * * 1-5', duration: 3h, capacity: 3000}]"
+
+    def simulate_ok(code, out, _bench):
+        if code != 0:
+            return f"exit {code}"
+        try:
+            d = json.loads(out)
+        except ValueError:
+            return "the output is not JSON"
+        if d["span"]["ticks"] != 35 * 288:
+            return f"{d['span']['ticks']} ticks, expected {35 * 288}"
+        if d["forecast"] is None or d["forecast"]["ticks"] < 9000:
+            return f"the forecast was not scored: {d['forecast']}"
+        if not any(c["decided_by"] == "schedule" for c in d["timeline"]):
+            return "no change was decided by the schedule window"
+        if os.path.getsize(svg) < 10_000:
+            return "the chart was not written"
+        os.remove(svg)
+        return None
+
+    results.append(b.scenario(
+        "e", "`simulate`, five weeks of 5-minute ticks (forecast, a schedule, the chart)",
+        ["-o", "json", "simulate", month, "--set", "forecast.mode=scale", "--set", window,
+         "--svg", svg],
+        500, lambda: None, simulate_ok,
+    ))
 
     feishu = sum(1 for line in b.standins["feishu"].lines() if line.startswith("feishu ["))
     return print_table(results, L, os.path.getsize(a.bin), a.runs, feishu)
