@@ -27,7 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::chart::Window;
-use super::timeline::{Span, SpanError, Timeline};
+use super::timeline::{MAX_TICKS, Span, SpanError, Timeline};
 use super::trace::Trace;
 use crate::conclude::{Applied, NoticeReport, NoticeStatus, RunFacts, conclude};
 use crate::forecast::{self, Accuracy, Model, Tick};
@@ -312,8 +312,8 @@ impl Replayed {
     }
 }
 
-/// Replays `setup` (see the module docs). The only error is a `tick`
-/// under one second.
+/// Replays `setup` (see the module docs). The errors: a `tick` under one
+/// second, or more than [`MAX_TICKS`] of them.
 ///
 /// When the span starts after the trace does, the ticks before it (at the
 /// same cadence, back to the first sample) are replayed first as warm-up:
@@ -321,6 +321,19 @@ impl Replayed {
 /// scale-down window, holds, the forecast's weeks — and their tier is the
 /// one in place at the start, but they are neither scored nor listed.
 pub fn replay(setup: &Setup) -> Result<Replayed, SpanError> {
+    let (first, last) = (setup.trace.start(), setup.span.end);
+    if setup.tick.is_positive() {
+        let ticks = last.duration_since(first).as_secs() / setup.tick.as_secs().max(1);
+        if ticks > MAX_TICKS {
+            return Err(SpanError::TooManyTicks {
+                first,
+                last,
+                tick: setup.tick,
+                ticks,
+                max: MAX_TICKS,
+            });
+        }
+    }
     let ticks = setup.span.ticks(setup.tick)?;
     let warm_up = warm_up(setup.trace.start(), setup.span.start, setup.tick);
     let first = warm_up.first().or(ticks.first()).copied();
@@ -930,6 +943,22 @@ mod tests {
             .filter(|x| x.detail["held_by"]["by"] == "forecast")
             .count();
         assert!(by_forecast > 20, "{by_forecast}");
+    }
+
+    #[test]
+    fn a_replay_of_too_many_ticks_is_refused_before_it_starts() {
+        let trace = steps(&[(0, 300)], 300 * 24 * 60);
+        let policy = Policy::test();
+        let e = replay(&Setup {
+            tick: SignedDuration::from_secs(60),
+            ..setup(&trace, &policy)
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, SpanError::TooManyTicks { ticks: 431_999, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("give a longer --tick"), "{e}");
     }
 
     #[test]
