@@ -6,7 +6,7 @@
 //! crate holds one adapter per outside system, each behind a narrow trait —
 //! `source` (online users), `prereq::aws`, `cluster`, `store`, `notify` —
 //! the configuration, and `app`, the shell that runs a command's phases over
-//! those adapters.
+//! those adapters (`simulate`, the offline replay, has its own small shell).
 #![forbid(unsafe_code)]
 
 pub mod app;
