@@ -346,10 +346,7 @@ impl<'a> Report<'a> {
         summary: &'a Summary,
         policy: &Policy,
     ) -> Self {
-        let mut set: Vec<String> = overrides
-            .iter()
-            .map(|o| format!("{}={}", o.key, o.value))
-            .collect();
+        let mut set: Vec<String> = overrides.iter().map(Override::shown).collect();
         set.extend(
             args.set
                 .iter()

@@ -16,13 +16,32 @@ pub struct Override {
     pub value: String,
 }
 
+/// Keys whose value is a secret (or carries one, as the webhook's token):
+/// an override of them is never repeated in output or errors.
+const SECRET_KEYS: [&str; 5] = [
+    "mysql_pwd",
+    "aws_secret_access_key",
+    "aws_access_key_id",
+    "feishu_secret",
+    "feishu_webhook_url",
+];
+
 impl std::fmt::Display for Override {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "--set {}={}", self.key, self.value)
+        write!(f, "--set {}", self.shown())
     }
 }
 
 impl Override {
+    /// `key=value` as output may show it: a secret's value is left out.
+    pub fn shown(&self) -> String {
+        if SECRET_KEYS.contains(&self.key.as_str()) {
+            format!("{}=…", self.key)
+        } else {
+            format!("{}={}", self.key, self.value)
+        }
+    }
+
     /// The top-level key it replaces (or reaches into).
     pub fn top(&self) -> &str {
         self.key.split('.').next().unwrap_or(&self.key)
@@ -42,7 +61,7 @@ impl Override {
     /// Writes the value into `doc` (a mapping, or null for an empty file).
     pub fn apply(&self, doc: &mut Value) -> Result<(), String> {
         let value: Value = serde_yaml::from_str(&self.value)
-            .map_err(|e| format!("{self}: `{}` is not a YAML value: {e}", self.value))?;
+            .map_err(|e| format!("{self}: not a YAML value: {e}"))?;
         let path: Vec<&str> = self.key.split('.').collect();
         let mut here = doc;
         for (depth, part) in path.iter().enumerate() {
@@ -125,6 +144,17 @@ mod tests {
             e.contains("--set headroom_percent=[1,") && e.contains("not a YAML value"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_secret_override_is_never_repeated() {
+        let pwd = set("mysql_pwd", "[hunter2");
+        assert_eq!(pwd.to_string(), "--set mysql_pwd=…");
+        let e = pwd.apply(&mut doc("{}")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parsed(BASE, &[set("mysql_pwd", "hunter2"), set("check_time", "0")]).unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("check_time"), "{e}");
+        assert_eq!(set("headroom_percent", "10").shown(), "headroom_percent=10");
     }
 
     #[test]
