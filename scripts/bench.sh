@@ -11,7 +11,7 @@
 # do, (c) `check` moving 60 HPAs (ten namespaces × six services) up one tier,
 # (d) `tiers`, (e) (b) with five weeks of records in MySQL and the forecast
 # reading them, (f) (b) on the file store and (g) with five weeks of samples
-# there. Each runs warm (the GA token cached by the warm-up run). It prints a
+# there, (h) `simulate` over five weeks of 5-minute ticks. Each runs warm (the GA token cached by the warm-up run). It prints a
 # Markdown table (round trips, median and max wall time, median / L, peak
 # RSS, the verdict) and exits 1 naming any budget missed. Not a test:
 # timings belong to the machine it runs on.

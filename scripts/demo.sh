@@ -13,8 +13,9 @@
 # blocked by a too-small database until the "DBA" resizes it in moto, and the
 # tier steps down again once the (shortened, 1-minute) scale-down window has
 # passed. Every run pushes its gauges to the Pushgateway; twice the demo shows
-# what a Prometheus scraping it would see. Everything it starts is stopped
-# when it ends; nothing leaves loopback.
+# what a Prometheus scraping it would see. Then `simulate` replays a week of
+# users through the same config, and the demo's own records from the store.
+# Everything it starts is stopped when it ends; nothing leaves loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -127,6 +128,8 @@ services:
   project:       { hpa: project, namespace: prod }
 # Shortened so the demo can show a scale-down (production: 30).
 scale_down_minutes: 1
+# Local times in simulate's traces and output.
+timezone: "Asia/Shanghai"
 check_time: 5
 timeout_seconds: 5
 state_file: "$WORK/runs.jsonl"
@@ -237,6 +240,16 @@ tick 250
 bold "== hpa-tier status"
 "$BIN" status || true
 scrape
+
+bold "== hpa-tier simulate: the same policy, offline"
+say "a week of an audience in China (examples/traces/week.csv) through this config's decision, with the production 30-minute scale-down window: a check every 5 minutes, pods serving 2 minutes after a rise"
+SVG=${HPA_TIER_DEMO_SVG:-$WORK/simulate-week.svg}
+"$BIN" simulate "$ROOT/examples/traces/week.csv" --set scale_down_minutes=30 --svg "$SVG"
+say "the chart (users, the serving tier, each change, the under-provisioned minutes in red): $SVG"
+say "the same week with 10% headroom: fewer under-provisioned minutes, more replica-hours"
+"$BIN" simulate "$ROOT/examples/traces/week.csv" --set scale_down_minutes=30 --set headroom_percent=10 | tail -n 11
+say "and this demo's own runs, read back from the store (read-only): they were seconds apart, so a check every second, pods ready at once"
+"$BIN" simulate --from-store --since 1h --tick 1s --ready 0s
 
 if command -v kubectl >/dev/null; then
   bold "== kubectl, a real client, sees the same HPAs"

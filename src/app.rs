@@ -98,6 +98,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Completion> {
             print_schedules(&config.policy, days, output)?;
             Ok(Completion::Success)
         }
+        // Reads the config again with its --set overrides applied.
+        Command::Simulate(args) => crate::simulate::run(&path, output, args),
         Command::Check { users } => {
             if users.is_none() {
                 config.check_key_file()?;

@@ -96,6 +96,54 @@ pub enum Command {
               value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
     },
+    /// Replay users through the policy offline: the tiers `check` would have
+    /// chosen, scored against the oracle and the static peak tier.
+    ///
+    /// The same decision as `check` (tiers, headroom, the scale-down window,
+    /// coverage, schedules, the forecast learning from the replayed past),
+    /// with no network and no writes. Prerequisites are taken as met.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The users: a CSV file with a `time,users` header or JSON lines
+    /// (`{"time": ..., "users": N}`); `-` reads stdin. Times are RFC 3339 or
+    /// `YYYY-MM-DD HH:MM[:SS]` in the config's `timezone`.
+    #[arg(
+        value_name = "TRACE",
+        required_unless_present = "from_store",
+        conflicts_with = "from_store"
+    )]
+    pub trace: Option<String>,
+    /// Replay the users the store's own `check` runs read (read-only).
+    #[arg(long)]
+    pub from_store: bool,
+    /// With --from-store: how far back to read [default: 7d]
+    #[arg(long, value_name = "DURATION", requires = "from_store",
+          value_parser = parse_since)]
+    pub since: Option<SignedDuration>,
+    /// Time between simulated checks [default: the config's check_time]
+    #[arg(long, value_name = "DURATION", value_parser = parse_tick)]
+    pub tick: Option<SignedDuration>,
+    /// How long a rise takes to serve (pods must start); a fall is at once.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_ready)]
+    pub ready: SignedDuration,
+    /// Where the scored replay starts: RFC 3339, or local time in the
+    /// config's timezone [default: the first sample]. Earlier samples are
+    /// replayed too, as the history the first runs read.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Override a config key with a YAML value, validated like the file:
+    /// `headroom_percent=10`, `forecast.mode=scale` (nested keys with dots);
+    /// `prereq_capacity=N` takes the prerequisites as met up to tier N only.
+    /// Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// Write the chart (users, the serving tier, changes, schedule windows,
+    /// under-provisioned minutes) as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 /// A whole number from `min` to [`MAX_COUNT`]; anything else (a sign, a
@@ -141,6 +189,75 @@ pub fn parse_hold(text: &str) -> Result<SignedDuration, String> {
         return Err(too_long());
     }
     Ok(hold)
+}
+
+/// A duration from `min` to `max` for the flag `flag`.
+fn parse_bounded(
+    text: &str,
+    flag: &str,
+    min: SignedDuration,
+    max: SignedDuration,
+) -> Result<SignedDuration, String> {
+    let d = duration::parse(text).map_err(|e| e.to_string())?;
+    if d < min || d > max {
+        return Err(format!(
+            "{flag} `{text}` is out of range {:#}..{:#}",
+            min, max
+        ));
+    }
+    Ok(d)
+}
+
+/// `--tick`: at least a second, at most a day.
+pub fn parse_tick(text: &str) -> Result<SignedDuration, String> {
+    parse_bounded(
+        text,
+        "--tick",
+        SignedDuration::from_secs(1),
+        SignedDuration::from_hours(24),
+    )
+}
+
+/// `--ready`: zero (pods serve at once) up to a day.
+pub fn parse_ready(text: &str) -> Result<SignedDuration, String> {
+    parse_bounded(
+        text,
+        "--ready",
+        SignedDuration::ZERO,
+        SignedDuration::from_hours(24),
+    )
+}
+
+/// `--since`: a minute up to a year of records.
+pub fn parse_since(text: &str) -> Result<SignedDuration, String> {
+    parse_bounded(
+        text,
+        "--since",
+        SignedDuration::from_mins(1),
+        SignedDuration::from_hours(366 * 24),
+    )
+}
+
+/// `--set KEY=VALUE`: a dotted key of the config (or `prereq_capacity`) and
+/// its YAML value, which the config's validation judges.
+pub fn parse_set(text: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not KEY=VALUE (e.g. headroom_percent=10, forecast.mode=scale)"
+        ));
+    };
+    let key = key.trim();
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !key.split('.').all(word) {
+        return Err(format!(
+            "`{key}` is not a config key: words of letters, digits, `_` or `-` joined by dots"
+        ));
+    }
+    Ok((key.to_string(), value.trim().to_string()))
 }
 
 impl Cli {
@@ -239,6 +356,59 @@ mod tests {
         for long in ["31d", "721h", "43201m", "3000000d", "18446744073709551615d"] {
             let e = parse_hold(long).unwrap_err();
             assert!(e.contains(long) && e.contains("30-day limit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn simulate_takes_a_trace_or_the_store_and_its_flags() {
+        let cli = Cli::try_parse_from([
+            "hpa-tier",
+            "simulate",
+            "week.csv",
+            "--tick",
+            "10m",
+            "--ready",
+            "0s",
+            "--set",
+            "headroom_percent=10",
+            "--set",
+            "forecast.mode = scale",
+            "--svg",
+            "w.svg",
+        ])
+        .unwrap();
+        let Command::Simulate(a) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(a.trace.as_deref(), Some("week.csv"));
+        assert_eq!(a.tick, Some(SignedDuration::from_mins(10)));
+        assert_eq!(a.ready, SignedDuration::ZERO);
+        assert_eq!(
+            a.set,
+            [
+                ("headroom_percent".to_string(), "10".to_string()),
+                ("forecast.mode".to_string(), "scale".to_string())
+            ]
+        );
+        let cli =
+            Cli::try_parse_from(["hpa-tier", "simulate", "--from-store", "--since", "3d"]).unwrap();
+        let Command::Simulate(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.from_store && a.trace.is_none());
+        assert_eq!(a.since, Some(SignedDuration::from_hours(72)));
+        assert_eq!(a.ready, SignedDuration::from_mins(2), "the default");
+        for bad in [
+            &["hpa-tier", "simulate"][..],
+            &["hpa-tier", "simulate", "t.csv", "--from-store"],
+            &["hpa-tier", "simulate", "t.csv", "--tick", "0s"],
+            &["hpa-tier", "simulate", "t.csv", "--tick", "2d"],
+            &["hpa-tier", "simulate", "t.csv", "--set", "x"],
+            &["hpa-tier", "simulate", "t.csv", "--set", "=1"],
+            &["hpa-tier", "simulate", "t.csv", "--set", "a..b=1"],
+        ] {
+            let e = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
     }
 

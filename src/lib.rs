@@ -7,7 +7,7 @@
 //! `source` (online users), `prereq::aws`, `cluster`, `store`, `notify`,
 //! `metrics` (the Pushgateway and node_exporter's textfile) —
 //! the configuration, and `app`, the shell that runs a command's phases over
-//! those adapters.
+//! those adapters (`simulate`, the offline replay, has its own small shell).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -22,5 +22,6 @@ pub mod notify;
 pub mod output;
 pub mod prereq;
 pub mod quote;
+pub mod simulate;
 pub mod source;
 pub mod store;

@@ -154,6 +154,20 @@ impl Forecast {
     }
 }
 
+/// The lowest tier a scale-down may step to while the forecast predicts
+/// `peak_users`: the tier of the peak with twice the margin. The floor
+/// raises once the peak × (1 + margin) passes a tier; a step down waits
+/// until the peak × (1 + 2 · margin) fits the tier below — a band one
+/// margin wide. Without it, a plateau whose peak × (1 + margin) sits at a
+/// tier's edge crosses it back and forth with each run's reading, and each
+/// crossing after a completed scale-down window is a step down and a step
+/// back up within minutes: a flap the forecast made.
+pub fn release_tier(peak_users: u32, margin_percent: u32, tiers: &TierTable) -> u32 {
+    tiers
+        .needed(peak_users, margin_percent.saturating_mul(2))
+        .capacity
+}
+
 /// A forecast floor and what it rests on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
@@ -1333,6 +1347,20 @@ mod tests {
             Some(75.0)
         );
         assert_eq!(tier_covered_percent([]), None);
+    }
+
+    #[test]
+    fn a_step_down_waits_for_the_peak_to_clear_twice_the_margin() {
+        let t = table();
+        // 2700 × 1.1 = 2970 fits tier 3000, so the floor is 3000; × 1.2 =
+        // 3240 does not, so a step down from 4000 to 3000 still waits.
+        let floor = t.needed(2700, 10).capacity;
+        assert_eq!((floor, release_tier(2700, 10, &t)), (3000, 4000));
+        // 2500 × 1.2 = 3000: the band is cleared.
+        assert_eq!(release_tier(2500, 10, &t), 3000);
+        assert_eq!(release_tier(2500, 0, &t), 3000, "no margin, no band");
+        assert_eq!(release_tier(4900, 10, &t), 5000, "the top tier at most");
+        assert_eq!(release_tier(100, u32::MAX, &t), 5000, "never overflows");
     }
 
     #[test]

@@ -540,11 +540,37 @@ fn verdict(inp: &Inputs, current: u32, need: &Need) -> Verdict {
     {
         return Verdict::Held(by);
     }
-    match scale_down(inp, current, wants) {
-        Ok(to) if to < current => Verdict::Move { to },
+    match scale_down(inp, current, wants).map(|to| released(inp, need, current, to)) {
+        Ok((to, _)) if to < current => Verdict::Move { to },
+        Ok((_, Some(by))) => Verdict::Held(by),
         Ok(_) => Verdict::Stay,
         Err(by) => Verdict::Held(by),
     }
+}
+
+/// A step down to `to`, but not below the forecast's release tier (see
+/// `forecast::release_tier`); the hold when that keeps `current`.
+fn released(inp: &Inputs, need: &Need, current: u32, to: u32) -> (u32, Option<HeldBy>) {
+    let forecast = need.floors.iter().find_map(|f| match f.reason {
+        FloorReason::Forecast {
+            peak_users,
+            peak_at,
+        } => Some((peak_users, peak_at)),
+        _ => None,
+    });
+    let Some((peak_users, peak_at)) = forecast else {
+        return (to, None);
+    };
+    let margin = inp.policy.forecast.settings.margin_percent;
+    let release = forecast::release_tier(peak_users, margin, &inp.policy.tiers);
+    if release <= to {
+        return (to, None);
+    }
+    let held = HeldBy::Forecast {
+        capacity: release.min(current),
+        peak_at,
+    };
+    (release, Some(held))
 }
 
 fn held_by_floor(f: &Floor) -> Option<HeldBy> {

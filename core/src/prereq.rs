@@ -56,6 +56,10 @@ pub enum Resource {
     Rds,
     #[serde(rename = "Redis")]
     Redis,
+    /// `simulate --set prereq_capacity=N`: the prerequisites of the tiers
+    /// above N are taken as not met, whatever AWS has.
+    #[serde(rename = "simulated")]
+    Simulated,
 }
 
 impl std::fmt::Display for Resource {
@@ -63,6 +67,7 @@ impl std::fmt::Display for Resource {
         f.write_str(match self {
             Resource::Rds => "RDS",
             Resource::Redis => "Redis",
+            Resource::Simulated => "the prerequisites of",
         })
     }
 }

@@ -25,6 +25,9 @@ _hpa__tier() {
             hpa__tier,schedules)
                 cmd="hpa__tier__subcmd__schedules"
                 ;;
+            hpa__tier,simulate)
+                cmd="hpa__tier__subcmd__simulate"
+                ;;
             hpa__tier,status)
                 cmd="hpa__tier__subcmd__status"
                 ;;
@@ -43,6 +46,9 @@ _hpa__tier() {
             hpa__tier__subcmd__help,schedules)
                 cmd="hpa__tier__subcmd__help__subcmd__schedules"
                 ;;
+            hpa__tier__subcmd__help,simulate)
+                cmd="hpa__tier__subcmd__help__subcmd__simulate"
+                ;;
             hpa__tier__subcmd__help,status)
                 cmd="hpa__tier__subcmd__help__subcmd__status"
                 ;;
@@ -59,7 +65,7 @@ _hpa__tier() {
 
     case "${cmd}" in
         hpa__tier)
-            opts="-c -o -v -h -V --config --dry-run --output --verbose --help --version check upgrade status tiers schedules help"
+            opts="-c -o -v -h -V --config --dry-run --output --verbose --help --version check upgrade status tiers schedules simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,7 +129,7 @@ _hpa__tier() {
             return 0
             ;;
         hpa__tier__subcmd__help)
-            opts="check upgrade status tiers schedules help"
+            opts="check upgrade status tiers schedules simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -165,6 +171,20 @@ _hpa__tier() {
             return 0
             ;;
         hpa__tier__subcmd__help__subcmd__schedules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hpa__tier__subcmd__help__subcmd__simulate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -228,6 +248,60 @@ _hpa__tier() {
             fi
             case "${prev}" in
                 --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hpa__tier__subcmd__simulate)
+            opts="-c -o -v -h --from-store --since --tick --ready --start --set --svg --config --dry-run --output --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tick)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --svg)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -13,6 +13,9 @@ pub(super) struct Document<'a> {
     /// Every `${VAR}` expanded so far, `(name, value)`: an error message
     /// must never carry the value (it may be a password or a token).
     expanded: RefCell<Vec<(String, String)>>,
+    /// Top-level keys a `simulate --set` replaced: the file's line for them
+    /// would point at a value that is not the one judged.
+    overridden: Vec<String>,
 }
 
 impl<'a> Document<'a> {
@@ -21,6 +24,7 @@ impl<'a> Document<'a> {
             text,
             env,
             expanded: RefCell::new(vec![]),
+            overridden: vec![],
         }
     }
 
@@ -39,8 +43,19 @@ impl<'a> Document<'a> {
         hide_queries(&out)
     }
 
+    /// The same text, with these top-level keys replaced by overrides.
+    pub(super) fn overridden(self, keys: Vec<String>) -> Self {
+        Document {
+            overridden: keys,
+            ..self
+        }
+    }
+
     /// Line of a top-level key.
     pub(super) fn line_of(&self, key: &str) -> Option<usize> {
+        if self.overridden.iter().any(|k| k == key) {
+            return None;
+        }
         self.text
             .lines()
             .position(|l| l.starts_with(key) && l[key.len()..].trim_start().starts_with(':'))

@@ -19,6 +19,7 @@ mod kube;
 mod limits;
 mod metrics;
 mod notify;
+mod overrides;
 mod raw;
 mod reference;
 mod schedules;
@@ -41,6 +42,7 @@ pub use error::ConfigError;
 pub use kube::KubeSettings;
 pub use metrics::MetricsSettings;
 pub use notify::FeishuSettings;
+pub use overrides::Override;
 pub use spool::ConfigMapRef;
 pub use store::{CaBundle, DEFAULT_STATE_FILE, MysqlSettings, MysqlTls, SslMode};
 pub use users::{DEFAULT_GA_API_URL, GaSettings, TOKEN_CACHE_FILE, TokenCache, UsersSource};
@@ -124,6 +126,61 @@ pub fn load(path: &Path) -> Result<Config, UsageError> {
     })?;
     let env = |name: &str| std::env::var(name).ok();
     parse(&text, path, &env)
+}
+
+/// [`load`], with `simulate --set` overrides applied (see [`parse_with`]).
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Config, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read config file {}: {e}", path.display())))?;
+    let env = |name: &str| std::env::var(name).ok();
+    parse_with(&text, path, &env, overrides)
+}
+
+/// [`parse`], with each override written into the parsed YAML document
+/// first. The file's own problems are reported as `parse` reports them;
+/// an override that is not a key of the config, or whose value is the
+/// wrong type, names the `--set`; a value the validation rejects is
+/// reported on its key, without the file's line (the file does not say
+/// it), and every validation error says which overrides were in force.
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    overrides: &[Override],
+) -> Result<Config, UsageError> {
+    if overrides.is_empty() {
+        return parse(text, path, env);
+    }
+    let at = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    raw::check_size(text).map_err(at)?;
+    if let Err(e) = serde_yaml::from_str::<Option<RawConfig>>(text) {
+        return Err(at(raw::describe_yaml_error(&e)));
+    }
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| at(raw::describe_yaml_error(&e)))?;
+    for o in overrides {
+        o.apply(&mut doc).map_err(UsageError::new)?;
+        // Each override alone, so a misspelt key is pinned on its --set.
+        if let Err(e) = serde_yaml::from_value::<RawConfig>(doc.clone()) {
+            return Err(UsageError::new(format!(
+                "{o}: {} is not accepted: {}",
+                o.key,
+                raw::describe_yaml_error(&e)
+            )));
+        }
+    }
+    let raw: RawConfig =
+        serde_yaml::from_value(doc).map_err(|e| at(raw::describe_yaml_error(&e)))?;
+    let tops: Vec<String> = overrides.iter().map(|o| o.top().to_string()).collect();
+    let document = Document::new(text, env).overridden(tops);
+    validate(raw, &document).map_err(|e| {
+        let all: Vec<String> = overrides.iter().map(Override::to_string).collect();
+        let said = document.redact(&e.to_string());
+        match overrides.iter().rev().find(|o| o.touches(&e.key)) {
+            Some(o) => UsageError::new(format!("{o}: {said}")),
+            None => at(format!("{said} (with {})", all.join(" "))),
+        }
+    })
 }
 
 /// Parses and validates config text. `env` looks up `${VAR}` references and

@@ -28,6 +28,9 @@ mod proactive;
 /// The shell's own policies (lock lost, dry run, partial apply, spooled
 /// record, deadline, notice repeats, holds) over in-memory fakes of its ports.
 mod shell;
+/// `simulate`, the built binary: traces, overrides, the chart, every usage
+/// error, `--from-store`, and the replay agreeing with real `check` runs.
+mod simulate;
 /// GA4 realtime over the Google stand-in; HTTP and Prometheus sources.
 mod sources;
 /// Run records, history, holds, locks and spool: MariaDB and the file store.

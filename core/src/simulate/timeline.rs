@@ -40,6 +40,46 @@ pub enum SpanError {
     },
     #[error("--tick must be at least one second, got {0:#}")]
     Tick(SignedDuration),
+    #[error(
+        "the trace runs from {first} to {last}; simulate replays times from the year 1 \
+         to 9998 (each check looks weeks back and ahead)"
+    )]
+    OutOfRange { first: Timestamp, last: Timestamp },
+    #[error(
+        "the trace runs from {first} to {last}, longer than the {days} days simulate replays; \
+         cut it to the part to replay"
+    )]
+    TooLong {
+        first: Timestamp,
+        last: Timestamp,
+        days: i64,
+    },
+    #[error(
+        "every {tick:#} from {first} to {last} would be {ticks} checks, more than the {max} \
+         simulate replays; give a longer --tick or a shorter trace"
+    )]
+    TooManyTicks {
+        first: Timestamp,
+        last: Timestamp,
+        tick: SignedDuration,
+        ticks: i64,
+        max: i64,
+    },
+}
+
+/// The longest trace a replay covers (a year and a month: its minutes are
+/// scored one by one).
+pub const MAX_TRACE: SignedDuration = SignedDuration::from_hours(400 * 24);
+/// The most checks a replay runs (two years of 5-minute ticks), warm-up
+/// included: each keeps its record.
+pub const MAX_TICKS: i64 = 210_000;
+
+/// Times a replay may cover: every check reads weeks of history and looks
+/// days ahead, which must stay within what a timestamp can hold.
+fn replayable(t: Timestamp) -> bool {
+    let earliest: Timestamp = "0001-01-01T00:00:00Z".parse().expect("a valid instant");
+    let latest: Timestamp = "9998-12-31T00:00:00Z".parse().expect("a valid instant");
+    (earliest..=latest).contains(&t)
 }
 
 impl Span {
@@ -47,6 +87,16 @@ impl Span {
     /// last sample. Starting outside the trace would score users it does not have.
     pub fn of(trace: &Trace, start: Option<Timestamp>) -> Result<Span, SpanError> {
         let (first, last) = (trace.start(), trace.end());
+        if !replayable(first) || !replayable(last) {
+            return Err(SpanError::OutOfRange { first, last });
+        }
+        if last.duration_since(first) > MAX_TRACE {
+            return Err(SpanError::TooLong {
+                first,
+                last,
+                days: MAX_TRACE.as_hours() / 24,
+            });
+        }
         let start = start.unwrap_or(first);
         if start < first || start >= last {
             return Err(SpanError::StartOutside { start, first, last });
@@ -235,6 +285,34 @@ mod tests {
         assert_eq!(line.capacity_at(t("10:05")), 2000);
         assert_eq!(line.capacity_at(t("10:14")), 2000);
         assert_eq!(line.capacity_at(t("23:00")), 1000);
+    }
+
+    #[test]
+    fn a_trace_at_the_ends_of_time_is_refused_not_replayed() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        for (first, last) in [
+            ("-009999-01-03T00:00:00Z", "-009999-01-03T01:00:00Z"),
+            ("9999-12-30T00:00:00Z", "9999-12-30T01:00:00Z"),
+        ] {
+            let trace = Trace::from_samples(vec![(at(first), 5), (at(last), 6)]).unwrap();
+            let e = Span::of(&trace, None).unwrap_err();
+            assert!(matches!(e, SpanError::OutOfRange { .. }), "{e}");
+            assert!(e.to_string().contains("from the year 1 to 9998"), "{e}");
+        }
+        for (first, last) in [
+            ("0001-01-01T00:00:00Z", "0001-01-01T01:00:00Z"),
+            ("9998-12-30T00:00:00Z", "9998-12-31T00:00:00Z"),
+        ] {
+            let trace = Trace::from_samples(vec![(at(first), 5), (at(last), 6)]).unwrap();
+            assert!(Span::of(&trace, None).is_ok(), "{first}");
+        }
+        let long = Trace::from_samples(vec![
+            (at("2026-01-01T00:00:00Z"), 5),
+            (at("2027-02-05T00:00:01Z"), 6),
+        ])
+        .unwrap();
+        let e = Span::of(&long, None).unwrap_err();
+        assert!(e.to_string().contains("longer than the 400 days"), "{e}");
     }
 
     #[test]

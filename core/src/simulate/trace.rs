@@ -345,23 +345,28 @@ fn parse_users(no: usize, s: &str) -> Result<u32, TraceError> {
 }
 
 fn parse_time(no: usize, s: &str, tz: &TimeZone) -> Result<Timestamp, TraceError> {
-    let bad = |reason: String| TraceError::Time {
+    parse_instant(s, tz).map_err(|reason| TraceError::Time {
         line: no,
         value: shown(s),
         reason,
-    };
+    })
+}
+
+/// A time as a trace row writes it (RFC 3339, or local in `tz`), or why it
+/// is not one; also `simulate --start`.
+pub fn parse_instant(s: &str, tz: &TimeZone) -> Result<Timestamp, String> {
     if s.is_empty() {
-        return Err(bad("empty".into()));
+        return Err("empty".into());
     }
     if is_local_shape(s) {
-        let dt: DateTime = s.parse().map_err(|e| bad(format!("{e}")))?;
-        return local_instant(dt, tz).map_err(bad);
+        let dt: DateTime = s.parse().map_err(|e| format!("{e}"))?;
+        return local_instant(dt, tz);
     }
     s.parse::<Timestamp>().map_err(|e| {
-        bad(format!(
+        format!(
             "{e}; expected RFC 3339 with an offset (2026-03-02T19:00:00+08:00) \
              or local YYYY-MM-DD HH:MM[:SS]"
-        ))
+        )
     })
 }
 
