@@ -295,31 +295,17 @@ where
         let dry = |n: &Notice| NoticeReport::new(n, NoticeStatus::DryRun);
         conclusion.notices.iter().map(dry).collect()
     } else {
-        let notifier = a.notifier.as_ref();
-        notify(
-            notifier,
-            &conclusion.notices,
-            history,
-            started,
-            policy,
-            &budget,
-        )
-        .await
+        let (notifier, notices) = (a.notifier.as_ref(), &conclusion.notices);
+        notify(notifier, notices, history, started, policy, &budget).await
     };
     if let Some(why) = budget.stopped() {
         conclusion = conclusion.stopped(why);
     }
-    publish(
-        &a.metrics,
-        mode,
-        &budget,
-        &mut conclusion,
-        &g.seen(policy, started),
-    )
-    .await;
-    let observed = &g.observed;
+    let seen = g.seen(policy, started);
+    publish(&a.metrics, mode, &budget, &mut conclusion, &seen).await;
+    let (store, observed) = (&g.store, &g.observed);
     let done = finish(
-        &g.store, conclusion, notices, observed, policy, mode, &budget, started,
+        store, conclusion, notices, observed, policy, mode, &budget, started,
     )
     .await;
     close(g.store).await;

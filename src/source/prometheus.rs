@@ -124,6 +124,25 @@ pub fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
             snippet(body)
         )));
     }
+    let sample = sample_of(doc, query)?;
+    // A sample is `[unix_time, "value"]`.
+    let value = sample
+        .and_then(Value::as_array)
+        .and_then(|s| s.get(1))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            garbage(format!(
+                "the sample is not [time, \"value\"]: {}",
+                snippet(body)
+            ))
+        })?;
+    users_from_str(value).map_err(|e| garbage(format!("the value of `{query}` {e}")))
+}
+
+/// The one sample of a `data` that must hold exactly one number: a scalar,
+/// or a vector of one series.
+fn sample_of<'a>(doc: &'a Value, query: &str) -> Result<Option<&'a Value>, Answer> {
+    let garbage = Answer::Garbage;
     let data = doc
         .get("data")
         .ok_or_else(|| garbage("the answer has no `data`".into()))?;
@@ -171,18 +190,7 @@ pub fn answer(status: u16, body: &str, query: &str) -> Result<u32, Answer> {
         }
         None => return Err(garbage("the answer has no `data.resultType`".into())),
     };
-    // A sample is `[unix_time, "value"]`.
-    let value = sample
-        .and_then(Value::as_array)
-        .and_then(|s| s.get(1))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            garbage(format!(
-                "the sample is not [time, \"value\"]: {}",
-                snippet(body)
-            ))
-        })?;
-    users_from_str(value).map_err(|e| garbage(format!("the value of `{query}` {e}")))
+    Ok(sample)
 }
 
 #[cfg(test)]
