@@ -128,14 +128,13 @@ services:
   project:       { hpa: project, namespace: prod }
 # Shortened so the demo can show a scale-down (production: 30).
 scale_down_minutes: 1
-# Local times in simulate's traces and output.
-timezone: "Asia/Shanghai"
 check_time: 5
 timeout_seconds: 5
 state_file: "$WORK/runs.jsonl"
 $STORE
 # Known peaks: floors of the decision, warned about a day ahead when the
-# database or cache is too small for them.
+# database or cache is too small for them. The zone is also that of local
+# times in simulate's traces and output.
 timezone: "Asia/Shanghai"
 preflight_hours: 24
 schedules:
