@@ -261,9 +261,10 @@ fn shift(t: Timestamp, d: SignedDuration) -> Timestamp {
     t.saturating_add(d).unwrap_or(t)
 }
 
-/// The instant a local start means, by the rule above: a time in a gap
+/// The instant a local time means, by the rule above: a time in a gap
 /// moves to the end of the gap; a time in a fold takes its first instant.
-fn resolve(zone: &TimeZone, local: DateTime) -> Option<Timestamp> {
+/// Also `simulate`'s rule for local times in a trace. `None`: out of range.
+pub fn local_instant(zone: &TimeZone, local: DateTime) -> Option<Timestamp> {
     match zone.to_ambiguous_timestamp(local).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(local).ok(),
         // Clocks went back: the offset before the transition is the larger
@@ -353,7 +354,7 @@ impl Iterator for CronStarts<'_> {
                 .ok()?;
             self.cursor = local;
             self.inclusive = false;
-            let start = resolve(self.zone, local)?;
+            let start = local_instant(self.zone, local)?;
             if start >= self.until {
                 return None;
             }

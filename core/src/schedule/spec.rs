@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{
     CronPattern, DEFAULT_LEAD, DEFAULT_PREFLIGHT_HOURS, MAX_DURATION, MAX_PREFLIGHT_HOURS,
-    MIN_DURATION, Schedule, Schedules, When, resolve,
+    MIN_DURATION, Schedule, Schedules, When, local_instant,
 };
 
 /// One entry of `schedules` as written. Deserialisable as is, so the
@@ -325,7 +325,7 @@ fn parse_at(value: &str, zone: &TimeZone) -> Option<Timestamp> {
     if !has_time || value.contains('[') {
         return None;
     }
-    resolve(zone, value.parse::<DateTime>().ok()?)
+    local_instant(zone, value.parse::<DateTime>().ok()?)
 }
 
 /// A duration in jiff's friendly format (`15m`, `3h`, `1d`, `2h 30m`) or

@@ -25,14 +25,14 @@
 //! - Times strictly increase; at least two samples.
 
 use jiff::civil::DateTime;
-use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use thiserror::Error;
 
 use crate::record::RunRecord;
 
-/// The largest users value a trace may hold (the record's INT column).
-pub const MAX_USERS: u32 = i32::MAX as u32;
+/// The largest users value a trace may hold: the bound of every count.
+pub const MAX_USERS: u32 = crate::tiers::MAX_COUNT;
 
 /// Why a trace cannot be replayed. Lines are 1-based, as an editor shows them.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -400,23 +400,12 @@ fn is_local_shape(s: &str) -> bool {
 /// A local time in `tz` as an instant, with the schedules' rule: in a gap
 /// (spring forward) the first instant after it, in a fold the earlier one.
 pub fn local_instant(dt: DateTime, tz: &TimeZone) -> Result<Timestamp, String> {
-    let ambiguous = tz.to_ambiguous_timestamp(dt);
-    match ambiguous.offset() {
-        AmbiguousOffset::Gap { after, .. } => {
-            // Read with the offset in force after the gap, the time lies
-            // before the transition; the transition is the first valid instant.
-            let before_gap = after
-                .to_timestamp(dt)
-                .map_err(|e| format!("out of range: {e}"))?;
-            tz.following(before_gap)
-                .next()
-                .map(|t| t.timestamp())
-                .ok_or_else(|| "falls in a daylight-saving gap with no end".to_string())
-        }
-        _ => ambiguous
-            .earlier()
-            .map_err(|e| format!("out of range: {e}")),
-    }
+    crate::schedule::local_instant(tz, dt).ok_or_else(|| {
+        format!(
+            "{dt} is out of range in {}",
+            tz.iana_name().unwrap_or("its zone")
+        )
+    })
 }
 
 #[cfg(test)]
