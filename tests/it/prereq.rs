@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use hpa_tier::config::{AwsSettings, Secret};
-use hpa_tier::prereq::aws::Aws;
+use hpa_tier::prereq::aws::{Aws, AwsAccount};
 use hpa_tier::prereq::{
     self, Observed, PrereqError, Prerequisites, RdsMember, RedisKind, RedisObserved,
 };
@@ -80,6 +80,18 @@ fn assert_secret_hidden(text: &str) {
 
 // ---------------------------------------------------------------------------
 // Reading moto.
+
+#[tokio::test]
+async fn with_nothing_to_check_the_account_asks_aws_nothing() {
+    // No region either: the SDK would look it up (IMDS) before any call.
+    let proxy = Proxy::new(&moto_url(), Duration::ZERO).unwrap();
+    let running = proxy.spawn().unwrap();
+    let mut s = settings(Some(&running.url()), None, None);
+    s.region = String::new();
+    let observed = AwsAccount::new(&s, TIMEOUT).observe().await.unwrap();
+    assert_eq!((observed.rds, observed.redis), (None, None));
+    assert!(proxy.seen().is_empty(), "no request reached AWS");
+}
 
 #[tokio::test]
 async fn a_writer_and_reader_aurora_cluster_is_read() {
