@@ -706,12 +706,7 @@ async fn open_store<O: OpenStore>(
         within(limit, "the run store", store.try_lock(&lock)).await
     };
     let since = now - policy.history_span();
-    let samples = async {
-        match policy.samples_span() {
-            Some(span) => within(limit, "the run store", store.samples(now - span)).await,
-            None => Ok(vec![]),
-        }
-    };
+    let samples = read_samples(&store, policy, now, limit);
     let (history, last_upgrade, samples) = tokio::join!(
         within(limit, "the run store", store.history(since)),
         within(limit, "the run store", store.last_upgrade()),
@@ -723,6 +718,19 @@ async fn open_store<O: OpenStore>(
         history,
         last_upgrade,
         samples,
+    }
+}
+
+/// The forecast's history, when the forecast is on (nothing is read otherwise).
+async fn read_samples(
+    store: &impl RunStore,
+    policy: &Policy,
+    now: Timestamp,
+    limit: Duration,
+) -> Result<Vec<(Timestamp, u32)>, String> {
+    match policy.samples_span() {
+        Some(span) => within(limit, "the run store", store.samples(now - span)).await,
+        None => Ok(vec![]),
     }
 }
 
@@ -875,12 +883,7 @@ where
         read_prereqs(&a.prereqs, limit),
         async {
             let store = a.store.open(false).await;
-            let samples = async {
-                match policy.samples_span() {
-                    Some(span) => within(limit, "the run store", store.samples(now - span)).await,
-                    None => Ok(vec![]),
-                }
-            };
+            let samples = read_samples(&store, policy, now, limit);
             let (runs, last, samples) = tokio::join!(
                 within(limit, "the run store", store.latest(10)),
                 within(limit, "the run store", store.last_upgrade()),

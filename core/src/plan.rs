@@ -823,26 +823,31 @@ pub fn lock_stuck(
 impl Decision {
     /// A `check` that found the lock held by a stuck run (see [`lock_stuck`]).
     pub fn locked_out(message: String, policy: &Policy) -> Decision {
-        let mut d = Decision::stopped(CommandKind::Check, "", policy);
-        d.verdict = Verdict::Failed(Failure {
+        let failure = Failure {
             what: RUN_LOCK.into(),
             message,
-        });
-        d
+        };
+        Decision::failed(CommandKind::Check, failure, policy)
     }
 
     /// A run stopped before it could decide (its deadline, a signal):
     /// nothing was changed, and the record says why.
     pub fn stopped(command: CommandKind, why: &str, policy: &Policy) -> Decision {
+        let failure = Failure {
+            what: "the run".into(),
+            message: format!("stopped before it could decide: {why}"),
+        };
+        Decision::failed(command, failure, policy)
+    }
+
+    /// A decision that is only its failure: nothing was read or decided.
+    fn failed(command: CommandKind, failure: Failure, policy: &Policy) -> Decision {
         Decision {
             command,
             users: None,
             current: None,
             need: None,
-            verdict: Verdict::Failed(Failure {
-                what: "the run".into(),
-                message: format!("stopped before it could decide: {why}"),
-            }),
+            verdict: Verdict::Failed(failure),
             changes: vec![],
             above: vec![],
             unreadable: vec![],
